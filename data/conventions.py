@@ -1,0 +1,163 @@
+"""Geometry conventions of the whole project: the single place where angles, axes and frames are defined.
+
+Nothing outside this module re-derives a convention; everything else calls these functions.
+
+World frame (One-2-3-45 / Zero123 Objaverse renders)
+----------------------------------------------------
+* Right-handed, **+z is up**. The object sits at the origin, normalised so that the longest side of its
+  axis-aligned bounding box is :data:`OBJECT_BBOX_SIZE` (1.0 world unit), centred on the box centre.
+* Spherical camera parameters:
+
+  - ``polar_deg``: angle between the camera centre and +z, in degrees. 0 = looking straight down from
+    above, 90 = on the horizon, 180 = from below. The official One-2-3-45 code calls this number
+    "elevation"; here it is always named *polar*.
+  - ``elevation_deg = 90 - polar_deg``: angle above the horizon (what humans call elevation).
+  - ``azimuth_deg``: rotation about +z. Azimuth 0 puts the camera on the **-y** axis; increasing azimuth
+    moves it towards **+x** (counter-clockwise seen from above). Centre =
+    ``radius * (sin(az) sin(polar), -cos(az) sin(polar), cos(polar))``.
+  - ``radius``: distance from the origin, world units.
+
+* One-2-3-45's inference rig: the input image is taken as the view at azimuth
+  :data:`INPUT_AZIMUTH_DEG` (30 deg), radius :data:`CAMERA_RADIUS` (1.2), pinhole focal
+  :data:`FOCAL_PX` (280 px) at :data:`IMAGE_SIZE` (256 px), principal point at the image centre (128, 128).
+
+Camera axes
+-----------
+* **OpenGL / Blender** camera-to-world (what ``pose.json`` stores): columns are (right, up, backward);
+  the camera looks along its **-z** axis.
+* **OpenCV** camera-to-world (what :class:`data.cameras.Cameras` stores and the networks use): columns are
+  (right, down, forward); the camera looks along **+z**, image y grows downwards.
+* ``c2w_opencv = c2w_opengl @ diag(1, -1, -1, 1)`` and back by the same matrix (it is its own inverse).
+
+Pixels
+------
+A camera-space point (X, Y, Z) (OpenCV) maps to pixel ``(u, v) = (fx X / Z + cx, fy Y / Z + cy)``; pixel
+(0, 0) is the *corner* of the top-left pixel's sample position as in the official code (no half-pixel shift).
+
+Angles are degrees in every public signature whose name ends in ``_deg``; radians only where named ``_rad``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: Longest side of the object's bounding box in the world frame (Zero123 / One-2-3-45 render scripts).
+OBJECT_BBOX_SIZE: float = 1.0
+#: Camera distance from the origin in One-2-3-45's inference rig (world units).
+CAMERA_RADIUS: float = 1.2
+#: Focal length in pixels of the One-2-3-45 rig at :data:`IMAGE_SIZE` (= 560 px at 512 px, FOV ~49.1 deg).
+FOCAL_PX: float = 280.0
+#: Side of the square images the pipeline works on (pixels).
+IMAGE_SIZE: int = 256
+#: Absolute azimuth assigned to the input image (degrees).
+INPUT_AZIMUTH_DEG: float = 30.0
+#: Near / far planes of the rig (world units): radius - 0.7, radius + 0.6 (official pose.json).
+RIG_NEAR_FAR: tuple[float, float] = (CAMERA_RADIUS - 0.7, CAMERA_RADIUS + 0.6)
+#: World up axis.
+WORLD_UP = (0.0, 0.0, 1.0)
+
+#: ``diag(1, -1, -1, 1)``: right-multiplying a c2w by it swaps OpenGL <-> OpenCV camera axes.
+GL_CV_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def polar_to_elevation_deg(polar_deg):
+    """Polar angle from +z (deg) -> elevation above the horizon (deg). Works on floats, arrays, tensors."""
+    return 90.0 - polar_deg
+
+
+def elevation_to_polar_deg(elevation_deg):
+    """Elevation above the horizon (deg) -> polar angle from +z (deg)."""
+    return 90.0 - elevation_deg
+
+
+def fov_to_focal(fov_deg: float, size_px: float) -> float:
+    """Field of view (deg, full angle) across ``size_px`` pixels -> focal length in pixels."""
+    return 0.5 * size_px / float(np.tan(np.deg2rad(fov_deg) / 2.0))
+
+
+def focal_to_fov(focal_px: float, size_px: float) -> float:
+    """Focal length in pixels -> full field of view in degrees across ``size_px`` pixels."""
+    return float(np.rad2deg(2.0 * np.arctan(0.5 * size_px / focal_px)))
+
+
+def _as_tensor(x, dtype=torch.float64) -> torch.Tensor:
+    return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def spherical_to_position(polar_deg, azimuth_deg, radius) -> torch.Tensor:
+    """Camera centre in the world frame.
+
+    Args:
+        polar_deg, azimuth_deg, radius: broadcastable scalars / arrays / tensors (deg, deg, world units).
+
+    Returns:
+        (..., 3) float64 tensor ``radius * (sin az sin polar, -cos az sin polar, cos polar)``.
+    """
+    polar = torch.deg2rad(_as_tensor(polar_deg))
+    az = torch.deg2rad(_as_tensor(azimuth_deg))
+    r = _as_tensor(radius)
+    polar, az, r = torch.broadcast_tensors(polar, az, r)
+    return torch.stack(
+        [r * torch.sin(az) * torch.sin(polar), -r * torch.cos(az) * torch.sin(polar), r * torch.cos(polar)], -1
+    )
+
+
+def position_to_spherical(position) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`spherical_to_position`.
+
+    Args:
+        position: (..., 3) camera centres in the world frame.
+
+    Returns:
+        ``(polar_deg, azimuth_deg, radius)``, each (...,); azimuth in [0, 360).
+    """
+    p = _as_tensor(position)
+    radius = p.norm(dim=-1)
+    polar = torch.rad2deg(torch.acos((p[..., 2] / radius.clamp_min(1e-12)).clamp(-1.0, 1.0)))
+    azimuth = torch.rad2deg(torch.atan2(p[..., 0], -p[..., 1])) % 360.0
+    return polar, azimuth, radius
+
+
+def look_at_c2w_opengl(position) -> torch.Tensor:
+    """OpenGL/Blender camera-to-world matrices of cameras at ``position`` looking at the origin, +z up.
+
+    Construction of the official ``calc_pose``: backward = normalize(centre), right = normalize(up x backward),
+    up = backward x right; columns (right, up, backward), translation = centre.
+
+    Args:
+        position: (..., 3) camera centres (world units). A camera exactly on the z axis is degenerate.
+
+    Returns:
+        (..., 4, 4) float64 c2w.
+    """
+    centre = _as_tensor(position)
+    backward = centre / centre.norm(dim=-1, keepdim=True)
+    up_world = torch.tensor(WORLD_UP, dtype=centre.dtype).expand_as(backward)
+    right = torch.linalg.cross(up_world, backward, dim=-1)
+    right = right / right.norm(dim=-1, keepdim=True)
+    up = torch.linalg.cross(backward, right, dim=-1)
+    c2w = torch.zeros(centre.shape[:-1] + (4, 4), dtype=centre.dtype)
+    c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, up, backward, centre
+    c2w[..., 3, 3] = 1.0
+    return c2w
+
+
+def spherical_to_c2w_opengl(polar_deg, azimuth_deg, radius) -> torch.Tensor:
+    """(..., 4, 4) OpenGL c2w of look-at cameras given spherical parameters (deg, deg, world units)."""
+    return look_at_c2w_opengl(spherical_to_position(polar_deg, azimuth_deg, radius))
+
+
+def opengl_to_opencv(c2w) -> torch.Tensor:
+    """Convert (..., 4, 4) camera-to-world matrices between OpenGL and OpenCV axes (an involution)."""
+    c2w = _as_tensor(c2w) if not isinstance(c2w, torch.Tensor) else c2w
+    flip = torch.as_tensor(GL_CV_FLIP, dtype=c2w.dtype, device=c2w.device)
+    return c2w @ flip
+
+
+opencv_to_opengl = opengl_to_opencv
+
+
+def intrinsics_matrix(focal_px: float = FOCAL_PX, size_px: int = IMAGE_SIZE) -> torch.Tensor:
+    """(3, 3) float64 pinhole matrix, square pixels, principal point at the image centre ``size_px / 2``."""
+    c = size_px / 2.0
+    return torch.tensor([[focal_px, 0.0, c], [0.0, focal_px, c], [0.0, 0.0, 1.0]], dtype=torch.float64)

@@ -1,0 +1,1 @@
+"""elevation stage package (imports only `data`)."""

@@ -1,0 +1,1 @@
+"""reconstruction stage package (imports only `data`)."""

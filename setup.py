@@ -1,0 +1,25 @@
+"""Installs exactly the four packages of the project: data, zero123, reconstruction, elevation."""
+from pathlib import Path
+
+from setuptools import setup
+
+# Unpinned names: the exact CPU pins live in requirements.txt (GPU users keep their own CUDA torch).
+requirements = [
+    line.split("#")[0].split("==")[0].strip()
+    for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
+    if line.split("#")[0].strip() and not line.startswith(("pytest", "pyrender", "embreex", "tensorboard", "matplotlib"))
+]
+
+setup(
+    name="one2345",
+    version="0.1.0",
+    description="A clean re-implementation of One-2-3-45: single image to textured 3D mesh",
+    python_requires=">=3.10",
+    packages=["data", "zero123", "reconstruction", "elevation"],
+    install_requires=requirements,
+    extras_require={
+        "render": ["pyrender", "embreex"],
+        "rembg": ["rembg", "onnxruntime"],
+        "dev": ["pytest", "tensorboard", "matplotlib"],
+    },
+)

@@ -1,0 +1,30 @@
+"""Shared test fixtures. Tests needing ../shared skip without it, and FAIL under ONE2345_REQUIRE_SHARED=1."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ONE2345_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def require_shared(relative: str) -> Path:
+    """Path inside ../shared; skip the test when absent, fail when ONE2345_REQUIRE_SHARED=1."""
+    path = SHARED / relative
+    if not path.exists():
+        msg = f"needs {path} (the ../shared reference folder beside the project)"
+        if os.environ.get("ONE2345_REQUIRE_SHARED") == "1":
+            pytest.fail(msg + "; ONE2345_REQUIRE_SHARED=1 forbids skipping")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def shared():
+    """Callable fixture: ``shared("fixtures/one2345_parity/cameras")`` -> Path (skip/fail as above)."""
+    return require_shared

@@ -1,0 +1,47 @@
+"""The dependency rule, enforced by parsing imports.
+
+data/ imports no stage package; zero123/, elevation/, reconstruction/ import only data/ (never each other).
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = {"zero123", "elevation", "reconstruction"}
+PROJECT = STAGES | {"data", "scripts", "tests", "infer", "train", "pipeline"}
+ALLOWED = {"data": {"data"}, **{s: {s, "data"} for s in STAGES}}
+
+
+def imported_top_levels(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def violations(package_dir: Path, allowed: set[str]) -> list[str]:
+    bad = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for name in sorted(imported_top_levels(path) & PROJECT - allowed):
+            bad.append(f"{path.relative_to(package_dir.parent)} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_follow_the_rule(package):
+    assert violations(ROOT / package, ALLOWED[package]) == []
+
+
+def test_rule_detects_a_violation(tmp_path):
+    pkg = tmp_path / "elevation"
+    pkg.mkdir()
+    (pkg / "bad.py").write_text("from zero123.pipeline import X\nimport reconstruction\n")
+    assert violations(pkg, ALLOWED["elevation"]) == [
+        "elevation/bad.py imports reconstruction",
+        "elevation/bad.py imports zero123",
+    ]

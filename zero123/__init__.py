@@ -1,0 +1,1 @@
+"""zero123 stage package (imports only `data`)."""
