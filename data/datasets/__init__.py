@@ -1,0 +1,1 @@
+"""Training-data readers: each layout -> typed objects (cameras in the world frame, OpenCV axes)."""

@@ -1,0 +1,1 @@
+"""Training of the reconstruction module: losses, schedules, ray sampling, samples, Lightning wrapper."""
