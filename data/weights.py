@@ -1,0 +1,263 @@
+"""The one registry of pretrained weights: where each file lives and how it reaches this machine.
+
+Every weight the project can use is listed in :data:`REGISTRY`. A *source* names where to take it from:
+
+* ``None`` or ``"default"``: the registry's default location (the official One-2-3-45 files on the Hugging Face
+  repo ``One-2-3-45/code``, or rembg's release asset for U^2-Net);
+* an existing local file or folder (``~`` expanded);
+* ``"hf://<org>/<repo>/<path/in/repo>"``: one file of a Hugging Face repo;
+* ``"hf://<org>/<repo>"`` or a bare ``"<org>/<repo>"``: a whole repo snapshot (e.g. a diffusers folder).
+
+Hub files are fetched with ``huggingface_hub`` into the standard cache (``$HF_HUB_CACHE``, default
+``~/.cache/huggingface/hub``) with a progress bar, on first use only. URL-only files (U^2-Net) go to rembg's
+own folder (``$U2NET_HOME``, default ``~/.u2net``) so that rembg finds them too. ``HF_HUB_OFFLINE=1``
+forbids every download (hub and URL); the cache is still used.
+
+:func:`resolve_all` resolves several weights at once and, when any is missing and cannot be downloaded,
+raises ONE :class:`MissingWeightsError` listing every missing file and how to supply it, so a run stops
+before doing any work. Stage packages accept plain paths and never resolve weights themselves.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from data.io import atomic_path
+
+OFFICIAL_REPO = "One-2-3-45/code"
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_BARE_REPO = re.compile(r"^[\w.-]+/[\w.-]+$")
+#: A bare "a/b" ending in one of these is a (missing) local file, never a hub repo id.
+_WEIGHT_SUFFIXES = {".ckpt", ".pth", ".pt", ".bin", ".onnx", ".safetensors", ".yaml", ".json"}
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A known pretrained file.
+
+    Attributes:
+        name: registry key (also the config key under ``weights:``).
+        description: what it is and which stage uses it.
+        repo_id, filename: default Hugging Face location (``filename`` None = whole-repo snapshot).
+        url: direct download URL for files not on the hub (then ``repo_id`` is None).
+        url_md5: expected MD5 of the URL download (checked after download).
+        cache_env, cache_default: folder for URL downloads (environment variable and its default).
+        optional: True for weights whose absence only degrades a step (a weight-free fallback exists).
+    """
+
+    name: str
+    description: str
+    repo_id: str | None = None
+    filename: str | None = None
+    url: str | None = None
+    url_md5: str | None = None
+    cache_env: str | None = None
+    cache_default: str | None = None
+    optional: bool = False
+
+    @property
+    def default_source(self) -> str:
+        if self.repo_id is not None:
+            return f"hf://{self.repo_id}" + (f"/{self.filename}" if self.filename else "")
+        return self.url or ""
+
+    @property
+    def basename(self) -> str:
+        return Path(self.filename or self.url or self.name).name
+
+
+REGISTRY: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightSpec(
+            "zero123",
+            "Zero123-XL multi-view diffusion checkpoint (LDM format; includes its CLIP ViT-L/14 image encoder)",
+            OFFICIAL_REPO,
+            "zero123-xl.ckpt",
+        ),
+        WeightSpec(
+            "reconstruction",
+            "One-2-3-45 cost-volume SDF reconstruction network (SparseNeuS-style, lod0, step 215000)",
+            OFFICIAL_REPO,
+            "SparseNeuS_demo_v1/exp/lod0/checkpoints/ckpt_215000.pth",
+        ),
+        WeightSpec(
+            "loftr",
+            "LoFTR matcher, indoor dual-softmax 'new' weights (elevation estimation)",
+            OFFICIAL_REPO,
+            "elevation_estimate/utils/weights/indoor_ds_new.ckpt",
+        ),
+        WeightSpec(
+            "sam",
+            "Segment Anything ViT-H (background removal refinement; GPU installs with the 'sam' extra)",
+            OFFICIAL_REPO,
+            "sam_vit_h_4b8939.pth",
+            optional=True,
+        ),
+        WeightSpec(
+            "u2net",
+            "rembg's default U^2-Net ONNX model (background removal; the 'rembg' extra)",
+            url="https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net.onnx",
+            url_md5="60024c5c889badc19c04ad937298a77b",
+            cache_env="U2NET_HOME",
+            cache_default="~/.u2net",
+            optional=True,
+        ),
+    )
+}
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Some needed weights are neither local nor downloadable; the message lists all of them and the fixes."""
+
+    def __init__(self, missing: list[tuple[WeightSpec, str, str]]):
+        self.missing = missing
+        super().__init__(format_missing(missing))
+
+
+def downloads_disabled() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set (read at call time; it also disables URL downloads here)."""
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().upper() in _TRUE
+
+
+def hub_cache_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+
+
+def parse_source(source: str) -> tuple[str, str | None]:
+    """Split a hub source into ``(repo_id, filename or None)``; raises ValueError for non-hub strings."""
+    if source.startswith("hf://"):
+        parts = source[5:].strip("/").split("/")
+        if len(parts) < 2 or not all(parts[:2]):
+            raise ValueError(f"bad hub source {source!r}: expected hf://<org>/<repo>[/<path in repo>]")
+        return "/".join(parts[:2]), ("/".join(parts[2:]) or None)
+    if _BARE_REPO.match(source) and Path(source).suffix.lower() not in _WEIGHT_SUFFIXES:
+        return source, None
+    raise ValueError(f"{source!r} is not a hub source")
+
+
+def _url_cache_path(spec: WeightSpec) -> Path:
+    folder = os.environ.get(spec.cache_env or "", "") or spec.cache_default or "~/.cache/one2345"
+    return Path(folder).expanduser() / spec.basename
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_url(spec: WeightSpec, dest: Path) -> Path:
+    from tqdm import tqdm
+
+    with atomic_path(dest) as tmp, urllib.request.urlopen(spec.url, timeout=60) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with open(tmp, "wb") as fh, tqdm(total=total, unit="B", unit_scale=True, desc=spec.basename) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                fh.write(chunk)
+                bar.update(len(chunk))
+        if spec.url_md5 and _md5(tmp) != spec.url_md5:
+            raise OSError(f"checksum mismatch for {spec.url} (expected md5 {spec.url_md5})")
+    return dest
+
+
+def _resolve_hub(repo_id: str, filename: str | None, download: bool) -> Path:
+    import huggingface_hub as hf
+
+    local_only = not download or downloads_disabled()
+    if filename is None:
+        return Path(hf.snapshot_download(repo_id, local_files_only=local_only))
+    return Path(hf.hf_hub_download(repo_id, filename, local_files_only=local_only))
+
+
+def try_resolve(name: str, source: str | None = None, *, download: bool = True) -> tuple[Path | None, str]:
+    """Resolve one weight without raising.
+
+    Returns:
+        ``(path, "")`` when found (downloading it first if needed and allowed), else ``(None, reason)``.
+    """
+    spec = REGISTRY[name]
+    source = spec.default_source if source in (None, "", "default") else str(source)
+    local = Path(source).expanduser()
+    if not source.startswith(("hf://", "http://", "https://")) and local.exists():
+        return local, ""
+    if source.startswith(("http://", "https://")):
+        dest = _url_cache_path(spec)
+        if dest.is_file():
+            return dest, ""
+        if not download or downloads_disabled():
+            return None, f"not in {dest.parent} and downloads are disabled (HF_HUB_OFFLINE=1)"
+        try:
+            return _download_url(spec, dest), ""
+        except Exception as exc:  # network errors come in many types
+            return None, f"download from {source} failed: {exc}"
+    try:
+        repo_id, filename = parse_source(source)
+    except ValueError:
+        return None, f"local path {local} does not exist"
+    try:
+        return _resolve_hub(repo_id, filename, download), ""
+    except Exception as exc:  # LocalEntryNotFoundError, HTTP errors, ...
+        if not download or downloads_disabled():
+            where = hub_cache_dir()
+            return None, f"not in the Hugging Face cache {where} and downloads are disabled (HF_HUB_OFFLINE=1)"
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"hub download of {source} failed: {type(exc).__name__}: {first_line}"
+
+
+def resolve_all(requests: Mapping[str, str | None], *, download: bool = True) -> dict[str, Path]:
+    """Resolve several weights; raise ONE :class:`MissingWeightsError` naming every missing one.
+
+    Args:
+        requests: registry name -> source (None = the registry default).
+        download: allow downloading into the cache (``HF_HUB_OFFLINE=1`` disables it regardless).
+    """
+    unknown = sorted(set(requests) - set(REGISTRY))
+    if unknown:
+        raise KeyError(f"unknown weight name(s) {unknown}; known: {sorted(REGISTRY)}")
+    found, missing = {}, []
+    for name, source in requests.items():
+        path, reason = try_resolve(name, source, download=download)
+        if path is None:
+            spec = REGISTRY[name]
+            missing.append((spec, source if source not in (None, "", "default") else spec.default_source, reason))
+        else:
+            found[name] = path
+    if missing:
+        raise MissingWeightsError(missing)
+    return found
+
+
+def resolve(name: str, source: str | None = None, *, download: bool = True) -> Path:
+    """Resolve a single weight (see :func:`resolve_all`)."""
+    return resolve_all({name: source}, download=download)[name]
+
+
+def format_missing(missing: list[tuple[WeightSpec, str, str]]) -> str:
+    """The single message listing every missing weight and the ways to supply it."""
+    lines = [f"{len(missing)} model weight file(s) are missing, so nothing was run:"]
+    for spec, source, reason in missing:
+        lines += [f"  - {spec.name}: {spec.description}", f"      source: {source}", f"      problem: {reason}"]
+    names = " ".join(spec.name for spec, _, _ in missing)
+    lines += [
+        "Supply them in any of these ways:",
+        f"  * download them once with network access: python scripts/download_weights.py --only {names}",
+        "    (fills the Hugging Face cache; copy that cache folder to an offline machine), or unset HF_HUB_OFFLINE"
+        " to download on first use;",
+        "  * point the config at local copies, e.g. infer.py ... --set weights."
+        + missing[0][0].name
+        + "=/path/to/"
+        + missing[0][0].basename
+        + " (YAML: weights: {name: path});",
+        "  * for a smoke test without any weights: --config configs/infer/tiny.yaml (random weights).",
+    ]
+    return "\n".join(lines)
