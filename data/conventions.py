@@ -161,3 +161,17 @@ def intrinsics_matrix(focal_px: float = FOCAL_PX, size_px: int = IMAGE_SIZE) -> 
     """(3, 3) float64 pinhole matrix, square pixels, principal point at the image centre ``size_px / 2``."""
     c = size_px / 2.0
     return torch.tensor([[focal_px, 0.0, c], [0.0, focal_px, c], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+#: Frame of the official ``.obj`` / ``.glb`` exports (``convert_mesh_format`` of One-2-3-45): rotate +90 deg
+#: about x, then 180 deg about z, then negate x and reverse the face winding. Net map ``(x, y, z) -> (x, z, y)``:
+#: the z-up world becomes y-up for OBJ/glTF viewers. Its determinant is -1 (a reflection), so the exported object
+#: is the mirror image of the world-frame ``.ply`` one; reversing the winding keeps the normals pointing outwards.
+#: ``.ply`` files stay in the world frame. Apply as ``Mesh.transformed(M, flip_winding=EXPORT_FRAME_FLIPS_WINDING)``.
+EXPORT_FRAME_FROM_WORLD = np.array(
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+)
+#: The export map above is a reflection: faces must be reversed with it.
+EXPORT_FRAME_FLIPS_WINDING = True
+#: Mesh formats that use the export frame (``.ply`` stays in the world frame, as upstream).
+EXPORT_FRAME_FORMATS = (".obj", ".glb")

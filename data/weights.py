@@ -48,6 +48,7 @@ class WeightSpec:
         url_md5: expected MD5 of the URL download (checked after download).
         cache_env, cache_default: folder for URL downloads (environment variable and its default).
         optional: True for weights whose absence only degrades a step (a weight-free fallback exists).
+        allow_patterns: for whole-repo snapshots from the default repo, the files to fetch (None = all).
     """
 
     name: str
@@ -59,6 +60,7 @@ class WeightSpec:
     cache_env: str | None = None
     cache_default: str | None = None
     optional: bool = False
+    allow_patterns: tuple[str, ...] | None = None
 
     @property
     def default_source(self) -> str:
@@ -106,6 +108,18 @@ REGISTRY: dict[str, WeightSpec] = {
             url_md5="60024c5c889badc19c04ad937298a77b",
             cache_env="U2NET_HOME",
             cache_default="~/.u2net",
+            optional=True,
+        ),
+        WeightSpec(
+            "text2image",
+            "Stable Diffusion 1.5 text-to-image pipeline (diffusers folder; only for --prompt)",
+            "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            None,
+            allow_patterns=(
+                "model_index.json", "*/*.json", "*/*.txt", "unet/diffusion_pytorch_model.safetensors",
+                "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                "safety_checker/model.safetensors",
+            ),
             optional=True,
         ),
     )
@@ -170,12 +184,13 @@ def _download_url(spec: WeightSpec, dest: Path) -> Path:
     return dest
 
 
-def _resolve_hub(repo_id: str, filename: str | None, download: bool) -> Path:
+def _resolve_hub(repo_id: str, filename: str | None, download: bool, allow_patterns=None) -> Path:
     import huggingface_hub as hf
 
     local_only = not download or downloads_disabled()
     if filename is None:
-        return Path(hf.snapshot_download(repo_id, local_files_only=local_only))
+        patterns = list(allow_patterns) if allow_patterns else None
+        return Path(hf.snapshot_download(repo_id, local_files_only=local_only, allow_patterns=patterns))
     return Path(hf.hf_hub_download(repo_id, filename, local_files_only=local_only))
 
 
@@ -205,7 +220,8 @@ def try_resolve(name: str, source: str | None = None, *, download: bool = True) 
     except ValueError:
         return None, f"local path {local} does not exist"
     try:
-        return _resolve_hub(repo_id, filename, download), ""
+        patterns = spec.allow_patterns if source == spec.default_source else None
+        return _resolve_hub(repo_id, filename, download, patterns), ""
     except Exception as exc:  # LocalEntryNotFoundError, HTTP errors, ...
         if not download or downloads_disabled():
             where = hub_cache_dir()
