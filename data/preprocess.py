@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from data import conventions as conv
 from data import weights as weights_mod
 
-SEGMENTERS = ("auto", "alpha", "rembg", "sam", "grabcut")
+SEGMENTERS = ("auto", "alpha", "rembg", "sam", "grabcut", "none")
 
 
 class PreprocessError(ValueError):
@@ -41,7 +41,8 @@ class PreprocessConfig:
     """How an input image becomes the 256x256 conditioning image."""
 
     segmenter: str = "auto"
-    """auto (own alpha, else rembg[+SAM], else GrabCut) | alpha | rembg | sam (rembg box + SAM) | grabcut."""
+    """auto (own alpha, else rembg[+SAM], else GrabCut) | alpha | rembg | sam (rembg box + SAM) | grabcut |
+    none (no segmentation, no recentring: the image, padded white to a square, is resized as it is)."""
     max_input_side: int = 512
     """The input is first shrunk (never enlarged) so its longer side is at most this (official: 512)."""
     object_fill: float = 0.75
@@ -265,6 +266,10 @@ def preprocess_image(image: Image.Image | str | Path, cfg: PreprocessConfig | No
         source_name = source_name or str(image)
         image = load_image(image)
     name = source_name or "the input image"
+    if cfg.segmenter not in SEGMENTERS:
+        raise PreprocessError(f"unknown segmenter {cfg.segmenter!r}; choose one of {SEGMENTERS}")
+    if cfg.segmenter == "none":
+        return _as_is(image, cfg.output_size)
     image = image.copy()
     image.thumbnail((cfg.max_input_side, cfg.max_input_side), Image.LANCZOS)
     notes: list[str] = []
@@ -306,3 +311,15 @@ def preprocess_image(image: Image.Image | str | Path, cfg: PreprocessConfig | No
         )
     out, bbox = recentre_on_white(rgba, cfg.object_fill, cfg.output_size, cfg.lower_contrast)
     return PreprocessedImage(out, rgba, method, bbox, tuple(notes))
+
+
+def _as_is(image: Image.Image, size: int) -> PreprocessedImage:
+    """Segmenter "none": composite any alpha on white, pad to a white square, LANCZOS resize to ``size``."""
+    rgba = np.asarray(image.convert("RGBA"))
+    h, w = rgba.shape[:2]
+    side = max(h, w)
+    canvas = np.zeros((side, side, 4), np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top:top + h, left:left + w] = rgba
+    resized = np.asarray(Image.fromarray(canvas).resize((size, size), Image.LANCZOS))
+    return PreprocessedImage(composite_on_white(resized), rgba, "none", (0, 0, w, h))

@@ -133,3 +133,12 @@ def test_to_tensor_is_k_over_255():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         preprocess_image(Image.fromarray(_rect_rgba()))  # RGBA inputs never warn
+
+
+def test_segmenter_none_keeps_the_image_as_it_is():
+    rgb = np.zeros((50, 100, 3), np.uint8)
+    rgb[..., 0] = 200
+    result = preprocess_image(Image.fromarray(rgb), PreprocessConfig(segmenter="none"))
+    assert result.method == "none" and result.image.shape == (256, 256, 3)
+    assert (result.image[:50] == 255).all() and (result.image[-50:] == 255).all()  # white padding above/below
+    assert (np.abs(result.image[128].astype(int) - (200, 0, 0)) <= 2).all()  # the image fills the width
