@@ -41,6 +41,7 @@ class Cameras:
         focal_px: float = conv.FOCAL_PX,
         size_px: int = conv.IMAGE_SIZE,
         dtype: torch.dtype = torch.float32,
+        compute_dtype: torch.dtype = torch.float64,
     ) -> "Cameras":
         """Look-at cameras around the origin (world +z up) from spherical parameters.
 
@@ -48,8 +49,11 @@ class Cameras:
             polar_deg, azimuth_deg: (N,) or scalars, degrees (conventions in :mod:`data.conventions`).
             radius: (N,) or scalar, world units.
             focal_px: focal length in pixels at ``size_px``; square images.
+            dtype: dtype of the stored matrices.
+            compute_dtype: precision of the pose computation (float32 reproduces the official float32
+                ``calc_pose`` bit for bit; float64, the default, is the more accurate one).
         """
-        c2w_gl = conv.spherical_to_c2w_opengl(polar_deg, azimuth_deg, radius).reshape(-1, 4, 4)
+        c2w_gl = conv.spherical_to_c2w_opengl(polar_deg, azimuth_deg, radius, compute_dtype).reshape(-1, 4, 4)
         return cls.from_opengl(c2w_gl.to(dtype), conv.intrinsics_matrix(focal_px, size_px).to(dtype), size_px, size_px)
 
     @classmethod

@@ -84,18 +84,20 @@ def _as_tensor(x, dtype=torch.float64) -> torch.Tensor:
     return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
 
 
-def spherical_to_position(polar_deg, azimuth_deg, radius) -> torch.Tensor:
+def spherical_to_position(polar_deg, azimuth_deg, radius, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Camera centre in the world frame.
 
     Args:
         polar_deg, azimuth_deg, radius: broadcastable scalars / arrays / tensors (deg, deg, world units).
+        dtype: precision of the computation (degrees are converted to radians in float64 first). float32
+            reproduces the official float32 pose code bit for bit.
 
     Returns:
-        (..., 3) float64 tensor ``radius * (sin az sin polar, -cos az sin polar, cos polar)``.
+        (..., 3) tensor of ``dtype``: ``radius * (sin az sin polar, -cos az sin polar, cos polar)``.
     """
-    polar = torch.deg2rad(_as_tensor(polar_deg))
-    az = torch.deg2rad(_as_tensor(azimuth_deg))
-    r = _as_tensor(radius)
+    polar = torch.deg2rad(_as_tensor(polar_deg)).to(dtype)
+    az = torch.deg2rad(_as_tensor(azimuth_deg)).to(dtype)
+    r = _as_tensor(radius).to(dtype)
     polar, az, r = torch.broadcast_tensors(polar, az, r)
     return torch.stack(
         [r * torch.sin(az) * torch.sin(polar), -r * torch.cos(az) * torch.sin(polar), r * torch.cos(polar)], -1
@@ -118,33 +120,38 @@ def position_to_spherical(position) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return polar, azimuth, radius
 
 
-def look_at_c2w_opengl(position) -> torch.Tensor:
+def look_at_c2w_opengl(position, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """OpenGL/Blender camera-to-world matrices of cameras at ``position`` looking at the origin, +z up.
 
     Construction of the official ``calc_pose``: backward = normalize(centre), right = normalize(up x backward),
-    up = backward x right; columns (right, up, backward), translation = centre.
+    up = normalize(backward x right); columns (right, up, backward), translation = centre.
 
     Args:
         position: (..., 3) camera centres (world units). A camera exactly on the z axis is degenerate.
+        dtype: precision of the computation and of the result.
 
     Returns:
-        (..., 4, 4) float64 c2w.
+        (..., 4, 4) c2w of ``dtype``.
     """
-    centre = _as_tensor(position)
+    centre = _as_tensor(position, dtype)
     backward = centre / centre.norm(dim=-1, keepdim=True)
     up_world = torch.tensor(WORLD_UP, dtype=centre.dtype).expand_as(backward)
     right = torch.linalg.cross(up_world, backward, dim=-1)
     right = right / right.norm(dim=-1, keepdim=True)
     up = torch.linalg.cross(backward, right, dim=-1)
+    up = up / up.norm(dim=-1, keepdim=True)
     c2w = torch.zeros(centre.shape[:-1] + (4, 4), dtype=centre.dtype)
     c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, up, backward, centre
     c2w[..., 3, 3] = 1.0
     return c2w
 
 
-def spherical_to_c2w_opengl(polar_deg, azimuth_deg, radius) -> torch.Tensor:
-    """(..., 4, 4) OpenGL c2w of look-at cameras given spherical parameters (deg, deg, world units)."""
-    return look_at_c2w_opengl(spherical_to_position(polar_deg, azimuth_deg, radius))
+def spherical_to_c2w_opengl(polar_deg, azimuth_deg, radius, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(..., 4, 4) OpenGL c2w of look-at cameras given spherical parameters (deg, deg, world units).
+
+    ``dtype`` is the precision of the computation (float32 reproduces the official float32 pose code).
+    """
+    return look_at_c2w_opengl(spherical_to_position(polar_deg, azimuth_deg, radius, dtype), dtype)
 
 
 def opengl_to_opencv(c2w) -> torch.Tensor:

@@ -80,10 +80,13 @@ def schedule(input_polar_deg: float) -> list[ViewSpec]:
     return first_stage_views(input_polar_deg) + all_nearby_views(input_polar_deg)
 
 
-def cameras_for(views: list[ViewSpec], dtype: torch.dtype = torch.float32) -> Cameras:
-    """Rig cameras (radius 1.2, f 280 px at 256 px) for a list of views."""
+def cameras_for(
+    views: list[ViewSpec], dtype: torch.dtype = torch.float32, compute_dtype: torch.dtype = torch.float64
+) -> Cameras:
+    """Rig cameras (radius 1.2, f 280 px at 256 px) for a list of views (``compute_dtype``: see Cameras)."""
     return Cameras.from_spherical(
-        [v.polar_deg for v in views], [v.azimuth_deg for v in views], conv.CAMERA_RADIUS, dtype=dtype
+        [v.polar_deg for v in views], [v.azimuth_deg for v in views], conv.CAMERA_RADIUS, dtype=dtype,
+        compute_dtype=compute_dtype,
     )
 
 

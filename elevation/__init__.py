@@ -1,1 +1,23 @@
-"""elevation stage package (imports only `data`)."""
+"""Elevation (polar-angle) estimation from the 4 nearby views of first-stage view 0 (imports only `data`).
+
+    from elevation import ElevationEstimator, ElevationConfig
+    estimate = ElevationEstimator(ElevationConfig()).estimate(images)  # (4, 3, 256, 256) in [0, 1]
+    estimate.polar_deg, estimate.elevation_deg, estimate.confidence
+
+Failure (e.g. a view pair without matches) raises :class:`ElevationError`.
+"""
+from elevation.config import ElevationConfig, MatcherConfig, SolverConfig
+from elevation.estimator import ElevationEstimator, build_matcher
+from elevation.matches import MatchSet
+from elevation.result import ElevationError, ElevationEstimate
+
+__all__ = [
+    "ElevationConfig",
+    "ElevationError",
+    "ElevationEstimate",
+    "ElevationEstimator",
+    "MatchSet",
+    "MatcherConfig",
+    "SolverConfig",
+    "build_matcher",
+]

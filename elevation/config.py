@@ -1,0 +1,109 @@
+"""Typed configuration of the elevation stage (load with ``data.config.load_config(ElevationConfig, yaml)``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from data.layout import NEARBY_DELTAS_DEG
+
+MATCHERS = ("loftr", "sift")
+ROBUST_LOSSES = ("trimmed", "truncated")
+#: The nearby views sit 10 deg above / below the candidate (data.layout.NEARBY_DELTAS_DEG).
+NEARBY_POLAR_OFFSET_DEG = max(abs(dp) for dp, _ in NEARBY_DELTAS_DEG)
+
+
+@dataclass
+class MatcherConfig:
+    """How the 6 view pairs are matched.
+
+    Attributes:
+        name: ``"loftr"`` (official: kornia LoFTR with the indoor dual-softmax "new" weights) or ``"sift"``
+            (OpenCV SIFT, no weights).
+        loftr_weights: path to ``indoor_ds_new.ckpt`` (a dict with ``"state_dict"`` in the official LoFTR key
+            layout, or the bare state dict). ``None`` or a missing file: see ``fallback_to_sift``.
+        fallback_to_sift: when LoFTR is asked for but its weights cannot be loaded, use SIFT with a warning
+            (False: raise :class:`elevation.ElevationError`).
+        resize_px: both images are resized to this square size before matching (official 480).
+        background_threshold: a pixel is background when all three 8-bit channels are > this (official 245).
+        fix_mask_indexing: deviation from upstream. The official filter looks up the first image's foreground
+            mask at ``(y0, x1)`` (row of the first keypoint, column of the second); True uses ``(y0, x0)``.
+        sift_ratio: Lowe ratio threshold of the SIFT matcher; a match's confidence is ``1 - ratio``.
+        sift_max_features: at most this many SIFT keypoints per image (0 = unlimited).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    """
+
+    name: str = "loftr"
+    loftr_weights: Optional[str] = None
+    fallback_to_sift: bool = True
+    resize_px: int = 480
+    background_threshold: int = 245
+    fix_mask_indexing: bool = False
+    sift_ratio: float = 0.8
+    sift_max_features: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class SolverConfig:
+    """The polar-angle search.
+
+    Attributes:
+        robust: False = official confidence-weighted mean reprojection error. True = robust reduction
+            (``robust_loss``), a documented deviation that resists outlier matches.
+        robust_loss: ``"trimmed"``: confidence-weighted mean of the smallest ``robust_keep_fraction`` of the
+            residuals of each term; ``"truncated"``: weighted mean of ``min(residual, robust_threshold_px)``.
+        robust_keep_fraction: fraction of residuals kept by the trimmed loss, in (0, 1].
+        robust_threshold_px: cap of the truncated loss (pixels at 256 px).
+        min_matches_per_pair: fewer matches in any pair is a failure (official: 1, i.e. only 0 fails).
+        coarse_min_deg, coarse_max_deg, coarse_step_deg: coarse grid ``arange(min, max, step)`` (30, 150, 10).
+        fine_half_width_deg, fine_step_deg: fine grid ``arange(c - w, c + w, step)`` around the coarse argmin.
+    """
+
+    robust: bool = False
+    robust_loss: str = "trimmed"
+    robust_keep_fraction: float = 0.5
+    robust_threshold_px: float = 5.0
+    min_matches_per_pair: int = 1
+    coarse_min_deg: int = 30
+    coarse_max_deg: int = 150
+    coarse_step_deg: int = 10
+    fine_half_width_deg: int = 10
+    fine_step_deg: int = 1
+
+
+@dataclass
+class ElevationConfig:
+    """Elevation estimation = matching the 4 nearby views + the coarse-to-fine polar search."""
+
+    matcher: MatcherConfig = field(default_factory=MatcherConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+
+    def validate(self) -> "ElevationConfig":
+        """Raise ValueError naming the bad field; returns self."""
+        m, s = self.matcher, self.solver
+        if m.name not in MATCHERS:
+            raise ValueError(f"matcher.name must be one of {MATCHERS}, got {m.name!r}")
+        if m.resize_px < 32:
+            raise ValueError(f"matcher.resize_px must be >= 32, got {m.resize_px}")
+        if not 0 <= m.background_threshold <= 255:
+            raise ValueError(f"matcher.background_threshold must be in [0, 255], got {m.background_threshold}")
+        if not 0 < m.sift_ratio <= 1:
+            raise ValueError(f"matcher.sift_ratio must be in (0, 1], got {m.sift_ratio}")
+        if s.robust_loss not in ROBUST_LOSSES:
+            raise ValueError(f"solver.robust_loss must be one of {ROBUST_LOSSES}, got {s.robust_loss!r}")
+        if not 0 < s.robust_keep_fraction <= 1:
+            raise ValueError(f"solver.robust_keep_fraction must be in (0, 1], got {s.robust_keep_fraction}")
+        if s.robust_threshold_px <= 0:
+            raise ValueError(f"solver.robust_threshold_px must be > 0, got {s.robust_threshold_px}")
+        if s.min_matches_per_pair < 1:
+            raise ValueError(f"solver.min_matches_per_pair must be >= 1, got {s.min_matches_per_pair}")
+        if s.coarse_step_deg <= 0 or s.fine_step_deg <= 0 or s.coarse_max_deg <= s.coarse_min_deg:
+            raise ValueError("solver: the coarse/fine grids need positive steps and coarse_max_deg > coarse_min_deg")
+        lowest = s.coarse_min_deg - s.fine_half_width_deg
+        highest = s.coarse_max_deg + s.fine_half_width_deg
+        if lowest - NEARBY_POLAR_OFFSET_DEG <= 0 or highest + NEARBY_POLAR_OFFSET_DEG >= 180:
+            raise ValueError(
+                f"solver: candidates span [{lowest}, {highest}] deg, their nearby views at +-"
+                f"{NEARBY_POLAR_OFFSET_DEG:g} deg must stay strictly inside (0, 180) deg"
+            )
+        return self
