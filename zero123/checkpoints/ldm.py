@@ -148,8 +148,8 @@ def check_layout(shapes: dict[str, tuple], cfg: ModelConfig, use_ema: bool) -> E
         problems.append(f"{len(unexpected)} unexpected keys: {describe_keys(unexpected)}")
     wrong = [
         f"'{k}' checkpoint {list(shapes[k])} vs model {list(required[k])}"
-        for k in sorted(set(required) & set(shapes))
-        if tuple(shapes[k]) != tuple(required[k])
+        for k in required  # state-dict order: UNet first, starting at conv_in
+        if k in shapes and tuple(shapes[k]) != tuple(required[k])
     ]
     if wrong:
         problems.append(f"{len(wrong)} shape mismatches: " + "; ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else ""))
