@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from data.config import ConfigError, load_config
 from data.evaluation import alignment as al
@@ -17,6 +18,7 @@ from data.evaluation import syncdreamer
 from data.evaluation.distances import compare_point_clouds
 from data.evaluation.pointclouds import sample_surface
 from data.evaluation.volume import occupancy_grid, volume_iou
+from data.mesh import Mesh
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "evaluation"
 FAMILIES = ("sampled", "syncdreamer")
@@ -43,6 +45,9 @@ class ProtocolConfig:
         squared_chamfer: square distances before averaging (Chamfer only).
         volume_iou: also compute volume IoU; iou_resolution: samples per axis; iou_margin: the IoU box is the
             normalised box enlarged by this factor (keeps extreme vertices off the sample planes).
+        render_metrics: also render prediction (aligned) and GT from One-2-3-45's 24 views and report PSNR /
+            SSIM, plus CLIP similarity / LPIPS when a model is supplied (:mod:`data.evaluation.renders`);
+            render_size: render resolution in pixels.
     """
 
     name: str = "custom"
@@ -63,6 +68,8 @@ class ProtocolConfig:
     volume_iou: bool = True
     iou_resolution: int = 64
     iou_margin: float = 1.1
+    render_metrics: bool = False
+    render_size: int = 256
 
     def validate(self) -> "ProtocolConfig":
         checks = [("family", self.family, FAMILIES), ("alignment", self.alignment, ALIGNMENTS),
@@ -141,12 +148,17 @@ def evaluate_sampled(pred_vertices, pred_faces, gt_vertices, gt_faces, cfg: Prot
         occ_g = occupancy_grid(gt_v / half, gt_faces, cfg.iou_resolution)
         out["volume_iou"] = volume_iou(occ_p, occ_g)
     out["alignment"] = {"mode": mode, "rotation": np.round(rotation, 6).tolist()}
+    out["_aligned_pred_vertices"] = pred_v
     return out
 
 
 def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str = "",
-                    known_transform: np.ndarray | None = None, gt_depth_dir: str | Path | None = None) -> dict:
+                    known_transform: np.ndarray | None = None, gt_depth_dir: str | Path | None = None,
+                    clip=None, lpips_net=None) -> dict:
     """Evaluate one object under ``cfg``; ``pred_mesh``/``gt_mesh`` are :class:`data.mesh.Mesh`.
+
+    ``clip`` (a :class:`data.evaluation.clip_similarity.ClipSimilarity`) and ``lpips_net`` are used only when
+    ``cfg.render_metrics`` is on.
 
     Returns:
         dict of metrics plus ``seconds`` (wall time of the evaluation).
@@ -158,7 +170,17 @@ def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str
         res = syncdreamer.evaluate(pv, pf, gv, gf, object_name, gt_depth_dir)
         out = {k: v for k, v in asdict(res).items()}
         out["alignment"] = {"mode": "none"}
+        aligned = pv
     else:
         out = evaluate_sampled(pv, pf, gv, gf, cfg, known_transform)
+        aligned = out.pop("_aligned_pred_vertices")
+    if cfg.render_metrics:
+        from data.evaluation.renders import render_metrics
+
+        aligned_mesh = Mesh(torch.as_tensor(aligned, dtype=torch.float32), pred_mesh.faces, pred_mesh.vertex_colors,
+                            pred_mesh.uv, pred_mesh.texture)
+        rendered = render_metrics(aligned_mesh, gt_mesh, size=cfg.render_size, clip=clip, lpips_net=lpips_net)
+        out.update({k: v for k, v in rendered.items() if k != "per_view"})
+        out["per_view"] = rendered["per_view"]
     out["seconds"] = time.perf_counter() - start
     return out

@@ -1,0 +1,121 @@
+"""PSNR / SSIM definitions, CLIP similarity with a tiny random CLIPModel, novel-view folders."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.evaluation.clip_similarity import ClipSimilarity
+from data.evaluation.images import (LpipsUnavailable, composite_over_white, image_metrics, load_image, lpips_model,
+                                    psnr_per_view, ssim_per_view)
+from data.evaluation.novel_views import evaluate_view_folders, target_views
+
+
+def test_psnr_is_the_mean_of_per_view_values():
+    gt = torch.zeros(2, 3, 8, 8)
+    pred = gt.clone()
+    pred[0] += 0.1  # MSE 0.01 -> 20 dB
+    pred[1] += 0.01  # MSE 1e-4 -> 40 dB
+    psnr = psnr_per_view(pred, gt)
+    np.testing.assert_allclose(psnr.numpy(), [20.0, 40.0], rtol=1e-6)  # float32 inputs
+    assert image_metrics(pred, gt)["psnr"] == pytest.approx(30.0)  # not 10 log10(1 / mean MSE) = 23.0
+
+
+def test_ssim_identical_is_one_and_uses_torchmetrics_defaults():
+    from torchmetrics.functional import structural_similarity_index_measure
+
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(2, 3, 32, 32, generator=g)
+    pred = (gt + 0.05 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
+    assert ssim_per_view(gt, gt).numpy() == pytest.approx([1.0, 1.0], abs=1e-6)
+    direct = structural_similarity_index_measure(pred[1:2], gt[1:2])
+    assert float(ssim_per_view(pred, gt)[1]) == pytest.approx(float(direct))
+
+
+def test_rgba_is_composited_over_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[0, 0] = [255, 0, 0, 255]  # opaque red, the rest transparent
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    assert img[:, 0, 0].tolist() == [1.0, 0.0, 0.0] and img[:, 1, 1].tolist() == [1.0, 1.0, 1.0]
+    t = torch.tensor([[[[0.2]], [[0.4]], [[0.6]], [[0.5]]]])
+    np.testing.assert_allclose(composite_over_white(t).flatten().numpy(), [0.6, 0.7, 0.8])
+
+
+def test_lpips_missing_is_reported_not_faked():
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        with pytest.raises(LpipsUnavailable, match="optional extra"):
+            lpips_model()
+    else:
+        pytest.skip("lpips is installed here; the missing-package message cannot be checked")
+
+
+def tiny_clip():
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64,
+                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                  patch_size=8)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).eval()
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    return model, processor
+
+
+def test_clip_per_view_scores_equal_a_direct_computation(tmp_path):
+    model, processor = tiny_clip()
+    g = torch.Generator().manual_seed(1)
+    pred, gt = torch.rand(5, 3, 48, 40, generator=g), torch.rand(5, 3, 48, 40, generator=g)
+    scorer = ClipSimilarity(model, processor, batch_size=2)
+    scores = scorer.per_view(pred, gt)
+    # direct: CLIP-normalise by hand (resize shortest edge 32 bicubic, centre crop, mean/std), project, cosine
+    with torch.no_grad():
+        def embed(images):
+            px = processor(images=[im.permute(1, 2, 0).numpy() for im in images], return_tensors="pt",
+                           do_rescale=False)["pixel_values"]
+            feats = model.visual_projection(model.vision_model(pixel_values=px).pooler_output)
+            return feats / feats.norm(dim=-1, keepdim=True)
+        direct = (embed(pred) * embed(gt)).sum(-1)
+    np.testing.assert_allclose(scores.numpy(), direct.numpy(), atol=1e-5)
+    assert scorer.per_view(gt, gt).numpy() == pytest.approx(np.ones(5), abs=1e-5)
+    assert scorer.score(pred, gt)["clip_similarity"] == pytest.approx(float(direct.mean()), abs=1e-5)
+    # saved renders round trip: scores from PNG files equal scores from the tensors they hold
+    model.save_pretrained(tmp_path / "clip")
+    processor.save_pretrained(tmp_path / "clip")
+    loaded = ClipSimilarity.from_pretrained(tmp_path / "clip")
+    np.testing.assert_allclose(loaded.per_view(pred, gt).numpy(), scores.numpy(), atol=1e-5)
+
+
+def test_clip_missing_model_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="CLIPModel"):
+        ClipSimilarity.from_pretrained(tmp_path / "nowhere")
+
+
+def _save(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_novel_view_folders_split_and_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    for obj in ("a", "b"):
+        for k in range(4):
+            img = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            _save(tmp_path / "gt" / obj / f"{k:03d}.png", img)
+            noisy = img.copy()
+            noisy[0, 0] = 255 - noisy[0, 0]
+            if not (obj == "b" and k == 3):
+                _save(tmp_path / "pred" / obj / f"{k:03d}.png", noisy if k else np.zeros_like(img))
+    assert target_views(tmp_path / "gt" / "a", "zero123") == ["001.png", "002.png", "003.png"]
+    recs = {r["object"]: r for r in evaluate_view_folders(tmp_path / "pred", tmp_path / "gt", "zero123",
+                                                          progress=False)}
+    assert recs["a"]["status"] == "ok" and recs["a"]["views"] == 3
+    assert recs["a"]["psnr"] > 30  # view 000 (all black) is the input and is not scored
+    assert recs["b"]["status"] == "error" and "003.png" in recs["b"]["error"]
+    every = evaluate_view_folders(tmp_path / "pred", tmp_path / "gt", "all", objects=["a"], progress=False)
+    assert every[0]["views"] == 4 and every[0]["psnr"] < recs["a"]["psnr"]
+    assert math.isfinite(every[0]["ssim"])
