@@ -157,8 +157,9 @@ def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str
                     clip=None, lpips_net=None) -> dict:
     """Evaluate one object under ``cfg``; ``pred_mesh``/``gt_mesh`` are :class:`data.mesh.Mesh`.
 
-    ``clip`` (a :class:`data.evaluation.clip_similarity.ClipSimilarity`) and ``lpips_net`` are used only when
-    ``cfg.render_metrics`` is on.
+    ``known_transform`` (4, 4) maps the raw prediction into the GT frame (``syncdreamer``: applied as a frame
+    change before its no-alignment protocol). ``clip`` (a :class:`data.evaluation.clip_similarity.ClipSimilarity`)
+    and ``lpips_net`` are used only when ``cfg.render_metrics`` is on.
 
     Returns:
         dict of metrics plus ``seconds`` (wall time of the evaluation).
@@ -167,6 +168,9 @@ def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str
     pv, pf = pred_mesh.vertices.detach().cpu().numpy(), pred_mesh.faces.cpu().numpy()
     gv, gf = gt_mesh.vertices.detach().cpu().numpy(), gt_mesh.faces.cpu().numpy()
     if cfg.family == "syncdreamer":
+        if known_transform is not None:  # a frame change (e.g. pipeline world -> render frame), not a fit
+            m = np.asarray(known_transform, np.float64)
+            pv = pv.astype(np.float64) @ m[:3, :3].T + m[:3, 3]
         res = syncdreamer.evaluate(pv, pf, gv, gf, object_name, gt_depth_dir)
         out = {k: v for k, v in asdict(res).items()}
         out["alignment"] = {"mode": "none"}

@@ -53,23 +53,14 @@ def test_lpips_missing_is_reported_not_faked():
         pytest.skip("lpips is installed here; the missing-package message cannot be checked")
 
 
-def tiny_clip():
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    torch.manual_seed(0)
-    text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64,
-                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                  patch_size=8)
-    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).eval()
-    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    return model, processor
-
-
-def test_clip_per_view_scores_equal_a_direct_computation(tmp_path):
-    model, processor = tiny_clip()
+def test_clip_per_view_scores_equal_a_direct_computation(tmp_path, tiny_clip):
+    model, processor = tiny_clip
     g = torch.Generator().manual_seed(1)
-    pred, gt = torch.rand(5, 3, 48, 40, generator=g), torch.rand(5, 3, 48, 40, generator=g)
+    # renders saved as 8-bit PNGs and read back, as the evaluation does with stored renders
+    for i, im in enumerate(torch.rand(10, 3, 48, 40, generator=g)):
+        Image.fromarray((im.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    views = torch.stack([load_image(tmp_path / f"{i}.png") for i in range(10)])
+    pred, gt = views[:5], views[5:]
     scorer = ClipSimilarity(model, processor, batch_size=2)
     scores = scorer.per_view(pred, gt)
     # direct: CLIP-normalise by hand (resize shortest edge 32 bicubic, centre crop, mean/std), project, cosine
