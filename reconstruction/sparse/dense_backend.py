@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from reconstruction.sparse.grid import LevelGrid
+from reconstruction.sparse.grid import LevelGrid, LevelSites
 
 # A level runs on the dense grid when its sites fill at least this fraction of the grid's cells ...
 DENSE_MIN_OCCUPANCY = 0.1
@@ -42,41 +42,27 @@ class DensePlan:
 
 
 def plan_dense(
-    in_coords: torch.Tensor,
-    out_coords: torch.Tensor,
-    kernel_size: int,
-    in_stride: int,
-    stride: int,
-    transposed: bool,
+    in_level: LevelSites, out_level: LevelSites, kernel_size: int, stride: int, transposed: bool
 ) -> DensePlan | None:
-    """Grid layout for a dense-grid conv, or None when it does not apply (even kernel, misaligned sites)."""
-    if kernel_size % 2 == 0 or in_coords.shape[0] == 0 or out_coords.shape[0] == 0:
+    """Grid layout for a dense-grid conv, or None when it does not apply (even kernel, misaligned or empty)."""
+    if kernel_size % 2 == 0 or in_level.num_points == 0 or out_level.num_points == 0:
         return None
-    if not transposed:
-        fine, coarse, fine_unit = in_coords, out_coords, in_stride
-    else:
-        fine, coarse, fine_unit = out_coords, in_coords, in_stride // stride
-    coarse_unit = fine_unit * stride
-    grid = LevelGrid.covering([fine, coarse], unit=fine_unit, align=coarse_unit)
-    if not (grid.is_aligned(fine) and grid.is_aligned(coarse, coarse_unit)):
+    fine, coarse = (out_level, in_level) if transposed else (in_level, out_level)
+    if not (fine.aligned and coarse.aligned) or coarse.stride != fine.stride * stride:
         return None
+    grid = LevelGrid.covering([fine, coarse], unit=fine.stride, align=coarse.stride)
     b, sx, sy, sz = grid.shape
-    fine_cells = grid.num_cells
     if not transposed:
         # conv3d(stride t, padding k // 2): output cell j is centred on input cell t * j.
-        out_shape = (b, *(int((n - 1) // stride + 1) for n in (sx, sy, sz)))
-        in_cells = grid.cell_index(fine)
-        out_cells = grid.cell_index(coarse, unit=coarse_unit, shape=out_shape)
-        occupancy = in_coords.shape[0] / fine_cells
         in_shape = grid.shape
+        out_shape = (b, *(int((n - 1) // stride + 1) for n in (sx, sy, sz)))
+        in_cells, out_cells = grid.cell_index(fine), grid.cell_index(coarse, out_shape)
     else:
         # conv_transpose3d(stride t, padding k // 2) maps n_c coarse cells to (n_c - 1) t + 1 fine cells.
         in_shape = (b, *(int(-(-(n - 1) // stride) + 1) for n in (sx, sy, sz)))
         out_shape = (b, *(int((n - 1) * stride + 1) for n in in_shape[1:]))
-        in_cells = grid.cell_index(coarse, unit=coarse_unit, shape=in_shape)
-        out_cells = grid.cell_index(fine, shape=out_shape)
-        occupancy = out_coords.shape[0] / fine_cells
-    return DensePlan(in_shape, in_cells, out_cells, occupancy, fine_cells)
+        in_cells, out_cells = grid.cell_index(coarse, in_shape), grid.cell_index(fine, out_shape)
+    return DensePlan(in_shape, in_cells, out_cells, fine.num_points / grid.num_cells, grid.num_cells)
 
 
 def dense_kernel(kernel: torch.Tensor, kernel_size: int, transposed: bool) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from reconstruction.sparse.coordinate_index import unique_coords
-from reconstruction.sparse.grid import LevelGrid
+from reconstruction.sparse.grid import LevelGrid, LevelSites
 from reconstruction.sparse.kernel_map import kernel_offsets
 
 # The grid path is used when the cell grid has at most this many cells per input site (and at most MAX_CELLS).
@@ -23,13 +23,19 @@ MAX_GRID_CELLS = 1 << 27
 
 
 def downsample_coords(
-    coords: torch.Tensor, stride: int, kernel_size: int, tensor_stride: int, method: str = "auto"
+    coords: torch.Tensor,
+    stride: int,
+    kernel_size: int,
+    tensor_stride: int,
+    method: str = "auto",
+    level: LevelSites | None = None,
 ) -> torch.Tensor:
     """Output sites of a conv with ``stride`` and ``kernel_size`` on sites ``coords`` at ``tensor_stride``.
 
     Args:
         coords: (N, 4) ``[x, y, z, batch]`` in fine-grid units.
         method: "auto", "grid" or "keys" (same result; "grid" needs sites aligned to ``tensor_stride``).
+        level: optional cached ``LevelSites`` of ``coords``.
 
     Returns:
         (M, 4) sites (dtype of ``coords``) at tensor stride ``tensor_stride * stride``.
@@ -46,25 +52,26 @@ def downsample_coords(
     if kernel_size % 2 == 0:
         method = "keys"
     if method != "keys":
-        grid = LevelGrid.covering([coords], unit=tensor_stride, align=sample, spare=kernel_size // 2)
-        usable = grid.is_aligned(coords) and grid.num_cells <= min(
+        level = level if level is not None else LevelSites.of(coords, tensor_stride)
+        grid = LevelGrid.covering([level], unit=tensor_stride, align=sample, spare=kernel_size // 2)
+        usable = level.aligned and grid.num_cells <= min(
             MAX_GRID_CELLS, GRID_CELLS_PER_SITE * coords.shape[0] + (1 << 20)
         )
         if usable:
-            return _downsample_on_grid(coords, grid, stride, kernel_size).to(coords.dtype)
+            return _downsample_on_grid(level, grid, stride, kernel_size).to(coords.dtype)
         if method == "grid":
             raise ValueError("grid downsampling needs sites aligned to the tensor stride and a small bounding box")
     return _downsample_by_keys(coords, stride, kernel_size, tensor_stride)
 
 
-def _downsample_on_grid(coords: torch.Tensor, grid: LevelGrid, stride: int, kernel_size: int) -> torch.Tensor:
-    occupancy = torch.zeros(grid.num_cells, dtype=torch.float32, device=coords.device)
-    occupancy[grid.cell_index(coords)] = 1.0
+def _downsample_on_grid(level: LevelSites, grid: LevelGrid, stride: int, kernel_size: int) -> torch.Tensor:
+    occupancy = torch.zeros(grid.num_cells, dtype=torch.float32, device=level.coords.device)
+    occupancy[grid.cell_index(level)] = 1.0
     pooled = F.max_pool3d(
         occupancy.view(grid.shape).unsqueeze(1), kernel_size, stride=stride, padding=kernel_size // 2
     ).squeeze(1)
     # Output cell j is centred on input cell stride * j; keep centres not below the input minimum per axis.
-    low = coords[:, :3].long().min(dim=0).values
+    low = level.low[:3]
     first = torch.div(low - grid.origin + grid.unit * stride - 1, grid.unit * stride, rounding_mode="floor")
     keep = pooled > 0
     keep[:, : int(first[0])] = False

@@ -136,7 +136,9 @@ def sparse_conv3d(
     if not transposed:
         out_stride = x.stride * stride
         if out_stride not in cache.coords_by_stride:
-            cache.coords_by_stride[out_stride] = downsample_coords(x.coords, stride, kernel_size, x.stride)
+            cache.coords_by_stride[out_stride] = downsample_coords(
+                x.coords, stride, kernel_size, x.stride, level=cache.level(x.stride)
+            )
         fine_stride = x.stride
     else:
         if x.stride % stride != 0 or (x.stride // stride) not in cache.coords_by_stride:
@@ -158,7 +160,7 @@ def sparse_conv3d(
         plan_key = ("dense", transposed) + key
         if plan_key not in cache.kernel_maps:
             cache.kernel_maps[plan_key] = plan_dense(
-                x.coords, out_coords, kernel_size, x.stride, stride, transposed
+                cache.level(x.stride), cache.level(out_stride), kernel_size, stride, transposed
             )
         plan = cache.kernel_maps[plan_key]
         channels = max(kernel.shape[1], kernel.shape[2])

@@ -1,14 +1,51 @@
-"""Dense cell grids over sparse coordinates (for the dense-grid conv back end and fast site computations).
+"""Dense cell grids over sparse levels (for the dense-grid conv back end and fast site computations).
 
-A ``LevelGrid`` covers a set of sites with cells of ``unit`` fine-grid units starting at ``origin``: site
-``[x, y, z, b]`` sits in cell ``((x, y, z) - origin) / unit`` of batch ``b - batch_low``. Cells are laid out
-as (B, X, Y, Z), C order, so ``nonzero`` over a grid lists sites sorted by (batch, x, y, z).
+A level at tensor stride s has sites ``[x, y, z, b]`` that are normally multiples of s; ``LevelSites`` caches
+their cell coordinates ``(x, y, z) / s`` once. A ``LevelGrid`` of cell size ``unit`` starts at ``origin``
+(fine-grid units, a multiple of the units of every level placed on it); a level's site sits in cell
+``(x, y, z) / unit - origin / unit`` of batch ``b - batch_low``. Cells are laid out as (B, X, Y, Z), C order,
+so ``nonzero`` over a grid lists sites sorted by (batch, x, y, z).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+
+@dataclass
+class LevelSites:
+    """Sites of one level and their cell coordinates.
+
+    coords: (M, 4) ``[x, y, z, batch]`` as given; stride: the level's tensor stride.
+    cells: (M, 4) int64 ``[x // stride, y // stride, z // stride, batch]`` (exact when ``aligned``).
+    aligned: every spatial coordinate is a multiple of ``stride``.
+    low, high: (4,) int64 per-column bounds of ``coords`` (None when empty).
+    """
+
+    coords: torch.Tensor
+    stride: int
+    cells: torch.Tensor
+    aligned: bool
+    low: torch.Tensor | None
+    high: torch.Tensor | None
+
+    @staticmethod
+    def of(coords: torch.Tensor, stride: int) -> "LevelSites":
+        cells = coords.long()
+        aligned = True
+        if stride != 1:
+            aligned = bool((cells[:, :3] % stride == 0).all())
+            cells = cells.clone()
+            cells[:, :3] = torch.div(cells[:, :3], stride, rounding_mode="floor")
+        if coords.shape[0] == 0:
+            return LevelSites(coords, stride, cells, aligned, None, None)
+        low, high = coords.min(dim=0).values.long(), coords.max(dim=0).values.long()
+        return LevelSites(coords, stride, cells, aligned, low, high)
+
+    @property
+    def num_points(self) -> int:
+        return int(self.coords.shape[0])
 
 
 @dataclass
@@ -26,49 +63,39 @@ class LevelGrid:
         return b * x * y * z
 
     @staticmethod
-    def covering(coords: list[torch.Tensor], unit: int, align: int, spare: int = 0) -> "LevelGrid":
-        """Smallest grid with cells of ``unit`` whose origin is a multiple of ``align`` containing all ``coords``.
+    def covering(levels: list[LevelSites], unit: int, align: int, spare: int = 0) -> "LevelGrid":
+        """Smallest grid of cell size ``unit``, origin a multiple of ``align``, containing all non-empty levels.
 
-        Args:
-            coords: (M_i, 4) site sets (non-empty ones define the box).
-            unit: cell size in fine units; align: origin granularity (a multiple of ``unit``).
-            spare: extra cells appended on the high side of every spatial axis.
+        ``spare`` extra cells are appended on the high side of every spatial axis.
         """
-        sets = [c.long() for c in coords if c.shape[0] > 0]
-        if not sets:
+        present = [lv for lv in levels if lv.low is not None]
+        if not present:
             raise ValueError("cannot build a grid over empty site sets")
-        low = torch.stack([c.min(dim=0).values for c in sets]).min(dim=0).values
-        high = torch.stack([c.max(dim=0).values for c in sets]).max(dim=0).values
+        low = torch.stack([lv.low for lv in present]).min(dim=0).values
+        high = torch.stack([lv.high for lv in present]).max(dim=0).values
         origin = torch.div(low[:3], align, rounding_mode="floor") * align
         size = torch.div(high[:3] - origin, unit, rounding_mode="floor") + 1 + spare
         b = int(high[3] - low[3]) + 1
         return LevelGrid(origin, unit, (b, *(int(s) for s in size.tolist())), int(low[3]))
 
-    def is_aligned(self, coords: torch.Tensor, unit: int | None = None) -> bool:
-        """True if every site sits exactly on a cell corner of size ``unit`` (default: this grid's unit)."""
-        unit = unit or self.unit
-        return bool(((coords[:, :3].long() - self.origin) % unit == 0).all())
-
-    def cell_index(self, coords: torch.Tensor, unit: int | None = None, shape: tuple[int, ...] | None = None):
-        """(M, 4) aligned sites -> (M,) flat int64 cell index in a (B, X, Y, Z) layout.
-
-        ``unit`` / ``shape`` override the cell size and grid shape (e.g. the output grid of a strided conv,
-        which shares the origin). Raises if a site falls outside the grid.
-        """
-        unit = unit or self.unit
+    def cell_index(self, level: LevelSites, shape: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """(M,) flat int64 cell of each site of an aligned ``level`` on a grid of cell size ``level.stride``
+        sharing this origin (``shape`` defaults to this grid's; pass the output grid's for strided convs)."""
         b, sx, sy, sz = shape or self.shape
-        cell = torch.div(coords[:, :3].long() - self.origin, unit, rounding_mode="floor")
-        batch = coords[:, 3].long() - self.batch_low
-        bounds = torch.tensor([sx, sy, sz], device=cell.device)
-        if cell.shape[0] and not (((cell >= 0) & (cell < bounds)).all() and (batch >= 0).all() and (batch < b).all()):
+        if not level.aligned or int(self.origin.remainder(level.stride).abs().sum()) != 0:
+            raise ValueError("sites are not aligned to their tensor stride on this grid")
+        weights = torch.tensor([sy * sz, sz, 1, sx * sy * sz], dtype=torch.long, device=level.cells.device)
+        corner = torch.cat([torch.div(self.origin, level.stride, rounding_mode="floor"), self.origin.new_tensor([self.batch_low])])
+        flat = (level.cells * weights).sum(dim=1) - int((corner.to(weights.device) * weights).sum())
+        if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= b * sx * sy * sz):
             raise RuntimeError("internal error: a sparse site falls outside its dense grid")
-        return ((batch * sx + cell[:, 0]) * sy + cell[:, 1]) * sz + cell[:, 2]
+        return flat
 
     def sites(self, occupied: torch.Tensor, unit: int | None = None) -> torch.Tensor:
         """Occupied cells of a (B, X', Y', Z') bool grid sharing this origin -> (M, 4) int64 sites (sorted)."""
         unit = unit or self.unit
         idx = occupied.nonzero()
         out = torch.empty((idx.shape[0], 4), dtype=torch.long, device=occupied.device)
-        out[:, :3] = idx[:, 1:] * unit + self.origin
+        out[:, :3] = idx[:, 1:] * unit + self.origin.to(idx.device)
         out[:, 3] = idx[:, 0] + self.batch_low
         return out

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from reconstruction.sparse.coordinate_index import CoordinateIndex
+from reconstruction.sparse.grid import LevelSites
 
 
 @dataclass
@@ -28,6 +29,13 @@ class SparseCache:
     coords_by_stride: dict[int, torch.Tensor] = field(default_factory=dict)
     indexes: dict[int, CoordinateIndex] = field(default_factory=dict)
     kernel_maps: dict[tuple, Any] = field(default_factory=dict)
+    levels: dict[int, LevelSites] = field(default_factory=dict, repr=False)
+
+    def level(self, stride: int) -> LevelSites:
+        """Cell coordinates and bounds of level ``stride`` (computed once)."""
+        if stride not in self.levels:
+            self.levels[stride] = LevelSites.of(self.coords_by_stride[stride], stride)
+        return self.levels[stride]
 
     def index(self, stride: int) -> CoordinateIndex:
         """The coordinate index of level ``stride`` (built on first use)."""
