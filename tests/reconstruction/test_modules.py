@@ -125,6 +125,24 @@ def test_active_voxels_order_and_threshold():
     assert torch.equal(both, one) and len(both) > 0
 
 
+def test_cost_volume_chunking_is_exact():
+    torch.manual_seed(0)
+    feats = torch.randn(3, 4, 12, 12)
+    k = torch.eye(4)
+    k[:3, :3] = torch.tensor([[6.0, 0, 5.5], [0, 6.0, 5.5], [0, 0, 1]])
+    proj = torch.stack([k @ _translation(0.05 * i, -0.03 * i, 2.5) for i in range(3)])
+    whole = active_voxels(9, 0.25, proj, 12, 12, chunk=10 ** 6)
+    assert torch.equal(active_voxels(9, 0.25, proj, 12, 12, chunk=17), whole) and len(whole) > 0
+    torch.testing.assert_close(variance_mean_cost(feats, whole, 0.25, proj, chunk=13),
+                               variance_mean_cost(feats, whole, 0.25, proj, chunk=10 ** 6))
+
+
+def _translation(x: float, y: float, z: float) -> torch.Tensor:
+    m = torch.eye(4)
+    m[:3, 3] = torch.tensor([x, y, z])
+    return m
+
+
 def test_sample_views_marks_out_of_image_points_and_samples_zero():
     maps = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
     w2c = torch.eye(4)[None]
