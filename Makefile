@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: test infer install clean
+# The Blender backend of scripts/render_dataset.py runs in its own venv (bpy needs Python 3.11 and numpy < 2).
+BLENDER_PYTHON ?= python3.11
+BLENDER_VENV := .venv-blender
+BLENDER_STAMP := $(BLENDER_VENV)/.installed
+
+.PHONY: test infer install clean blender-venv
 
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +22,14 @@ $(STAMP): requirements.txt setup.py
 
 install: $(STAMP)
 
+$(BLENDER_STAMP): requirements-blender.txt
+	test -x $(BLENDER_VENV)/bin/python || $(BLENDER_PYTHON) -m venv $(BLENDER_VENV)
+	$(BLENDER_VENV)/bin/python -m pip install -q -r requirements-blender.txt
+	$(BLENDER_VENV)/bin/python -c "import bpy; print('bpy', bpy.app.version_string)"
+	touch $(BLENDER_STAMP)
+
+blender-venv: $(BLENDER_STAMP)
+
 test: $(STAMP)
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
@@ -25,4 +38,4 @@ infer: $(STAMP)
 	$(PY) infer.py "$(IMAGE)" --output "$(or $(OUT),outputs)" $(INFER_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(BLENDER_VENV) .pytest_cache
