@@ -172,7 +172,7 @@ def sparse_conv3d(
     if feats is None:
         if key not in cache.kernel_maps:
             cache.kernel_maps[key] = build_kernel_map(
-                cache.index(fine_stride), coarse_coords if stride > 1 else fine_coords, kernel_size, fine_stride
+                fine_coords, coarse_coords if stride > 1 else fine_coords, kernel_size, fine_stride
             )
         feats = _GatherConv.apply(x.feats, kernel, cache.kernel_maps[key], transposed, budget)
     return SparseTensor(out_coords, feats, out_stride, cache=cache)

@@ -41,33 +41,85 @@ def kernel_offsets(kernel_size: int, tensor_stride: int = 1, device: torch.devic
     return offsets.reshape(-1, 3).to(device)
 
 
+# A kernel map uses a direct-address table when its box has at most this many cells per site (plus a floor).
+TABLE_CELLS_PER_SITE = 16
+TABLE_CELLS_FLOOR = 1 << 22
+
+
+def neighbour_table(queries: torch.Tensor, targets: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Row of ``targets`` at ``queries[i] + offsets[k]`` for every (i, k), or ``len(targets)`` where absent.
+
+    Args:
+        queries: (M, 4) sites; targets: (N, 4) unique sites; offsets: (K, 3) spatial offsets.
+
+    Returns:
+        (M, K) int32.
+    """
+    num_targets = int(targets.shape[0])
+    table = torch.full((queries.shape[0], offsets.shape[0]), num_targets, dtype=torch.int32, device=queries.device)
+    if queries.shape[0] == 0 or num_targets == 0:
+        return table
+    # Box holding every target and every shifted query, so a shifted key never leaves the table.
+    reach = offsets.abs().max(dim=0).values
+    q, t = queries.long(), targets.long()
+    low = torch.minimum(q.min(dim=0).values, t.min(dim=0).values)
+    high = torch.maximum(q.max(dim=0).values, t.max(dim=0).values)
+    low[:3] -= reach
+    high[:3] += reach
+    cells = int(torch.prod(high - low + 1))
+    if cells <= TABLE_CELLS_PER_SITE * (num_targets + queries.shape[0]) + TABLE_CELLS_FLOOR:
+        box = torch.cat([low.unsqueeze(0), high.unsqueeze(0)])
+        index = CoordinateIndex(box, lookup=False)  # linearisation over the padded box
+        lookup = torch.full((cells,), num_targets, dtype=torch.int32, device=queries.device)
+        lookup[index.linearise(t)] = torch.arange(num_targets, dtype=torch.int32, device=queries.device)
+        base = index.linearise(q)
+        deltas = index.key_delta(offsets)
+        step = max(1, (1 << 22) // offsets.shape[0])
+        for start in range(0, q.shape[0], step):  # row chunks bound the (rows, K) int64 key temporary
+            table[start : start + step] = lookup[base[start : start + step, None] + deltas]
+        return table
+    # Large, sparse boxes: sorted keys + searchsorted.
+    index = CoordinateIndex(targets, dense=False)
+    base = index.linearise(q)
+    batch_inside = (q[:, 3] >= index.low[3]) & (q[:, 3] <= index.high[3])
+    for k, offset in enumerate(offsets):  # K iterations over offsets, vectorised over sites
+        shifted = q[:, :3] + offset
+        inside = ((shifted >= index.low[:3]) & (shifted <= index.high[:3])).all(dim=1) & batch_inside
+        rows = index.lookup_keys(base + index.key_delta(offset), inside)
+        table[:, k] = torch.where(rows >= 0, rows, num_targets).to(torch.int32)
+    return table
+
+
 @dataclass
 class KernelMap:
-    """Neighbour map between an input level and an output level.
+    """Neighbour map between an input level and an output level, in both directions.
 
-    out_to_in: (M_out, K) int32 input row per (output site, offset), ``num_in`` where absent.
-    num_in, num_out: M_in and M_out.
+    out_to_in: (M_out, K) int32: input row of ``p + s * o_k`` for output site p, ``num_in`` where absent.
+    in_to_out(): (M_in, K) int32: output row of ``q - s * o_k`` for input site q, ``num_out`` where absent
+    (built on first use: the transposed conv and the input gradient need it).
     """
 
     out_to_in: torch.Tensor
-    num_in: int
-    num_out: int
+    in_coords: torch.Tensor
+    out_coords: torch.Tensor
+    offsets: torch.Tensor
     _in_to_out: torch.Tensor | None = field(default=None, repr=False)
 
     @property
+    def num_in(self) -> int:
+        return int(self.in_coords.shape[0])
+
+    @property
+    def num_out(self) -> int:
+        return int(self.out_coords.shape[0])
+
+    @property
     def kernel_volume(self) -> int:
-        return int(self.out_to_in.shape[1])
+        return int(self.offsets.shape[0])
 
     def in_to_out(self) -> torch.Tensor:
-        """(M_in, K) int32 output row per (input site, offset), ``num_out`` where absent (built once)."""
         if self._in_to_out is None:
-            k = self.kernel_volume
-            table = torch.full(((self.num_in + 1) * k,), self.num_out, dtype=torch.long, device=self.out_to_in.device)
-            src = self.out_to_in.long()
-            present = src < self.num_in
-            out_rows, offsets = present.nonzero(as_tuple=True)
-            table[src[out_rows, offsets] * k + offsets] = out_rows
-            self._in_to_out = table.view(self.num_in + 1, k)[: self.num_in].to(torch.int32)
+            self._in_to_out = neighbour_table(self.in_coords, self.out_coords, -self.offsets)
         return self._in_to_out
 
     def pair_counts(self) -> torch.Tensor:
@@ -76,24 +128,14 @@ class KernelMap:
 
 
 def build_kernel_map(
-    in_index: CoordinateIndex, out_coords: torch.Tensor, kernel_size: int, in_stride: int
+    in_coords: torch.Tensor, out_coords: torch.Tensor, kernel_size: int, in_stride: int
 ) -> KernelMap:
-    """Neighbour table: output site p, offset k -> input row of ``p + in_stride * o_k`` (or M_in if absent).
+    """Neighbour map: output site p, offset k -> input row of ``p + in_stride * o_k``.
 
     Args:
-        in_index: index of the M_in input sites.
-        out_coords: (M_out, 4) output sites.
+        in_coords: (M_in, 4) input sites (the finer level); out_coords: (M_out, 4) output sites.
         kernel_size: odd or even kernel size; in_stride: tensor stride of the input level.
     """
     offsets = kernel_offsets(kernel_size, in_stride, out_coords.device)
-    num_in = in_index.num_points
-    out_coords = out_coords.long()
-    base_keys = in_index.linearise(out_coords)
-    batch_inside = (out_coords[:, 3] >= in_index.low[3]) & (out_coords[:, 3] <= in_index.high[3])
-    table = torch.empty((out_coords.shape[0], offsets.shape[0]), dtype=torch.int32, device=out_coords.device)
-    for k, offset in enumerate(offsets):  # K iterations over offsets, vectorised over sites
-        shifted = out_coords[:, :3] + offset
-        inside = ((shifted >= in_index.low[:3]) & (shifted <= in_index.high[:3])).all(dim=1) & batch_inside
-        rows = in_index.lookup_keys(base_keys + in_index.key_delta(offset), inside)
-        table[:, k] = torch.where(rows >= 0, rows, num_in).to(torch.int32)
-    return KernelMap(table, num_in=num_in, num_out=int(out_coords.shape[0]))
+    table = neighbour_table(out_coords, in_coords, offsets)
+    return KernelMap(table, in_coords, out_coords, offsets)

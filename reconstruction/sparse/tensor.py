@@ -22,12 +22,12 @@ class SparseCache:
     """Per-input caches shared by all tensors derived from it.
 
     coords_by_stride: tensor stride -> (M, 4) coordinates of that level.
-    indexes: tensor stride -> ``CoordinateIndex`` of those coordinates.
-    kernel_maps: (input stride, kernel size, stride) -> ``KernelMap`` (see ``kernel_map.py``).
+    levels: tensor stride -> ``LevelSites`` (cell coordinates and bounds) of that level.
+    kernel_maps: (finer stride, kernel size, stride) -> ``KernelMap`` (gather back end), and
+        ("dense", transposed, finer stride, kernel size, stride) -> ``DensePlan`` (dense back end).
     """
 
     coords_by_stride: dict[int, torch.Tensor] = field(default_factory=dict)
-    indexes: dict[int, CoordinateIndex] = field(default_factory=dict)
     kernel_maps: dict[tuple, Any] = field(default_factory=dict)
     levels: dict[int, LevelSites] = field(default_factory=dict, repr=False)
 
@@ -36,12 +36,6 @@ class SparseCache:
         if stride not in self.levels:
             self.levels[stride] = LevelSites.of(self.coords_by_stride[stride], stride)
         return self.levels[stride]
-
-    def index(self, stride: int) -> CoordinateIndex:
-        """The coordinate index of level ``stride`` (built on first use)."""
-        if stride not in self.indexes:
-            self.indexes[stride] = CoordinateIndex(self.coords_by_stride[stride])
-        return self.indexes[stride]
 
 
 class SparseTensor:

@@ -263,3 +263,21 @@ def test_kernel_layout_and_init_follow_torchsparse():
     transposed = SparseConv3d(8, 4, kernel_size=3, stride=2, transposed=True)
     assert float(transposed.kernel.detach().abs().max()) <= 1 / (27 * 4) ** 0.5
     assert SparseConv3d(8, 4, kernel_size=1).kernel.shape == (8, 4)
+
+
+def test_neighbour_table_direct_and_sorted_paths_agree_with_brute_force():
+    from reconstruction.sparse.kernel_map import neighbour_table
+
+    dense_sites = random_sparse_coords(6, 0.5, batches=2, seed=9)
+    far = dense_sites.clone()
+    far[: far.shape[0] // 2, :3] *= 100_000  # a huge, nearly empty box: the sorted-key path
+    offsets = kernel_offsets(3)
+    for targets in (dense_sites, far):
+        queries = torch.cat([targets, targets[:5] + torch.tensor([1, 0, 0, 0], dtype=targets.dtype)])
+        table = neighbour_table(queries, targets, offsets)
+        lookup = {tuple(c): i for i, c in enumerate(targets.tolist())}
+        expected = [
+            [lookup.get((q[0] + o[0], q[1] + o[1], q[2] + o[2], q[3]), targets.shape[0]) for o in offsets.tolist()]
+            for q in queries.tolist()
+        ]
+        assert table.tolist() == expected
