@@ -161,14 +161,17 @@ class Reconstructor:
         net = self.model.sdf_network_lod0
         parts = []
         for pts in points.to(self.device, torch.float32).split(self.config.point_chunk):
-            grad = None
             if with_gradient:
-                _, grad = net.sdf_and_gradient(pts, encoding.volume)
-            with torch.no_grad():
-                sdf, feats, latent = net.sdf(pts, encoding.volume)
+                sdf, feats, latent, grad = (t.detach() for t in net.sdf_with_gradient(pts, encoding.volume))
+            else:
+                with torch.no_grad():
+                    (sdf, feats, latent), grad = net.sdf(pts, encoding.volume), None
             parts.append((sdf[:, 0], feats, latent, grad))
-        cat = lambda i: torch.cat([p[i] for p in parts]) if parts and parts[0][i] is not None else None  # noqa: E731
-        return PointQuery(cat(0), cat(1), cat(2), cat(3))
+        if not parts:
+            raise ValueError("query needs at least one point")
+        sdf, feats, latent, grads = zip(*parts)
+        return PointQuery(torch.cat(sdf), torch.cat(feats), torch.cat(latent),
+                          torch.cat(grads) if with_gradient else None)
 
     def sdf_volume(self, encoding: SceneEncoding, resolution: int | None = None) -> SDFVolume:
         """SDF on ``linspace(-1, 1, R)^3`` of the normalised frame (the official export grid)."""

@@ -63,23 +63,34 @@ class SparseSdfNetwork(nn.Module):
     def build_volume(self, fused_maps: torch.Tensor, proj_mats: torch.Tensor, resolution: int, voxel_size: float,
                      min_views: int = 2, voxel_chunk: int = 65536, keep_intermediates: bool = False
                      ) -> ConditionalVolume:
-        """Fused maps of all source views -> :class:`ConditionalVolume`.
+        """Fused maps of all source views -> :class:`ConditionalVolume` (compress, cost volume, U-Net).
 
         Args:
             fused_maps: (V, 56, H, W) fused pyramid features of **all** source views (batch statistics).
             proj_mats: (V, 4, 4) official ``affine_mats`` (normalised frame -> pixels), float32.
             resolution, voxel_size: the cubic grid (node i at -1 + i * voxel_size).
         """
-        _, _, h, w = fused_maps.shape
         compressed = self.compress_layer(fused_maps)
+        coords, cost = self.cost_volume(compressed, proj_mats, resolution, voxel_size, min_views, voxel_chunk)
+        del compressed
+        return self.regularise(coords, cost, resolution, keep_intermediates)
+
+    @staticmethod
+    def cost_volume(compressed: torch.Tensor, proj_mats: torch.Tensor, resolution: int, voxel_size: float,
+                    min_views: int = 2, voxel_chunk: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+        """Active voxels (N, 3) and their [variance || mean] cost (N, 2C) from compressed maps (V, C, H, W)."""
+        _, _, h, w = compressed.shape
         coords = active_voxels(resolution, voxel_size, proj_mats, w, h, min_views, voxel_chunk)
         if coords.shape[0] == 0:
             raise ValueError(
                 f"no voxel of the {resolution}^3 volume is seen by {min_views} source views: check that the "
                 "source cameras look at the object (world frame, OpenCV axes) and that the reference camera is right"
             )
-        cost = variance_mean_cost(compressed, coords, voxel_size, proj_mats, voxel_chunk)
-        del compressed
+        return coords, variance_mean_cost(compressed, coords, voxel_size, proj_mats, voxel_chunk)
+
+    def regularise(self, coords: torch.Tensor, cost: torch.Tensor, resolution: int,
+                   keep_intermediates: bool = False) -> ConditionalVolume:
+        """Sparse U-Net on the whole cost volume (batch statistics), scattered into a dense latent volume."""
         sparse_coords = torch.cat([coords, coords.new_zeros(coords.shape[0], 1)], 1).to(torch.int32)
         blocks = {} if keep_intermediates else None
         out = self.sparse_costreg_net(SparseTensor(sparse_coords, cost, check_unique=False), block_outputs=blocks)
@@ -96,11 +107,20 @@ class SparseSdfNetwork(nn.Module):
         out = self.sdf_layer(points, latent)
         return out[:, :1], out[:, 1:], latent
 
+    def sdf_with_gradient(self, points: torch.Tensor, volume: ConditionalVolume, create_graph: bool = False
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`sdf` outputs plus the SDF gradient (P, 3) w.r.t. the points (through the latent sampler).
+
+        With ``create_graph`` the gradient stays differentiable (Eikonal loss in training).
+        """
+        with torch.enable_grad():
+            pts = points.detach().requires_grad_(True)
+            sdf, feats, latent = self.sdf(pts, volume)
+            (grad,) = torch.autograd.grad(sdf, pts, torch.ones_like(sdf), create_graph=create_graph)
+        return sdf, feats, latent, grad
+
     def sdf_and_gradient(self, points: torch.Tensor, volume: ConditionalVolume, create_graph: bool = False
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """SDF (P, 1) and its gradient (P, 3) w.r.t. the points (through the custom latent sampler)."""
-        with torch.enable_grad():
-            pts = points.detach().requires_grad_(True)
-            sdf = self.sdf(pts, volume)[0]
-            (grad,) = torch.autograd.grad(sdf, pts, torch.ones_like(sdf), create_graph=create_graph)
+        sdf, _, _, grad = self.sdf_with_gradient(points, volume, create_graph)
         return sdf, grad
