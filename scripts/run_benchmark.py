@@ -99,7 +99,8 @@ def main(argv=None) -> int:
             transforms = bm.yaw_transforms(all_objects, args.input_azimuth_deg, INPUT_AZIMUTH_DEG)
         if args.merge:
             records = bm.merged_records(args.out, cfg.name, all_objects)
-            summary = write_results(Path(args.out) / "evaluation" / cfg.name, records, cfg, method, dataset)
+            summary = write_results(Path(args.out) / "evaluation" / cfg.name, records, cfg,
+                                    bm.method_label(records, method), dataset)
             print(json.dumps(summary, indent=1))
             return 0 if summary["objects_ok"] == summary["objects_total"] else 3
         statuses = []
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
                                           transforms=transforms, clip=clip, progress=not args.no_progress)
         failed = [{"object": n, "status": "error", "error": "no prediction"} for n in mine if n not in done]
         shard_dir = Path(args.out) / "evaluation" / cfg.name / f"shard_{args.shard}_of_{args.num_shards}"
-        summary = write_results(shard_dir, records + failed, cfg, method, dataset,
+        summary = write_results(shard_dir, records + failed, cfg, bm.method_label(records, method), dataset,
                                 extra={"shard": args.shard, "num_shards": args.num_shards})
         print((shard_dir / "results.md").read_text())
         return 0 if summary["objects_ok"] == summary["objects_total"] else 3

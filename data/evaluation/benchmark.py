@@ -131,13 +131,22 @@ def evaluate_predictions(objects: list[str], out, gt_dir, cfg, *, gt_depth_root=
                               transforms=transforms, clip=clip, lpips_net=lpips_net)
         pred_json = prediction_dir(out, name) / "result.json"
         if pred_json.is_file():
-            rec["pipeline_seconds"] = json.loads(pred_json.read_text()).get("seconds")
+            info = json.loads(pred_json.read_text())
+            rec["pipeline_seconds"] = info.get("seconds")
+            if info.get("random_weight_stages"):
+                rec["random_weight_stages"] = info["random_weight_stages"]
         if rec["status"] == "ok":  # errors are retried on the next run
             from data.evaluation.tables import _jsonable
 
             write_text_atomic(cached, json.dumps(_jsonable(rec), indent=1))
         records.append(rec)
     return records
+
+
+def method_label(records: list[dict], base: str = "one2345") -> str:
+    """The method name for the tables; says so loudly when any prediction came from random weights."""
+    random = sorted({s for r in records for s in r.get("random_weight_stages", [])})
+    return f"{base} (RANDOM WEIGHTS: {', '.join(random)}; numbers meaningless)" if random else base
 
 
 def merged_records(out, protocol: str, objects: list[str]) -> list[dict]:

@@ -20,7 +20,7 @@ from data.io import atomic_path, write_text_atomic
 #: Preferred column order; other numeric per-object values follow in alphabetical order.
 METRIC_ORDER = ("chamfer", "fscore@", "volume_iou", "clip_similarity", "psnr", "ssim", "lpips",
                 "pred_to_gt", "gt_to_pred")
-META_KEYS = {"object", "status", "error", "views", "traceback", "pred_path", "gt_path", "alignment", "per_view", "seconds",
+META_KEYS = {"object", "status", "error", "views", "random_weight_stages", "traceback", "pred_path", "gt_path", "alignment", "per_view", "seconds",
              "gt_points_source"}
 #: Per-object diagnostics kept in results.json but left out of the tables and plot.
 DETAIL_PREFIXES = ("num_", "voxels_")
@@ -158,6 +158,8 @@ def write_results(out_dir: str | Path, records: list[dict], cfg: ProtocolConfig,
     """
     out = Path(out_dir)
     summary = summarise(records, cfg, method, dataset)
+    if not cfg.render_metrics and "Render metrics" in cfg.definition:
+        cfg.definition = cfg.definition.strip() + " [Render metrics were switched off for this run.]"
     payload = {"protocol": cfg.name, "definition": cfg.definition.strip(), "config": asdict(cfg),
                "summary": summary, "objects": records,
                "environment": {"python": platform.python_version(), "machine": platform.machine()},

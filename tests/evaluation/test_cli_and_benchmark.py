@@ -180,3 +180,9 @@ def test_yaw_transform_turns_the_input_camera_into_the_gt_frame():
     m = bm.yaw_transforms(["x"], 90.0, conv.INPUT_AZIMUTH_DEG)["x"]
     cam = conv.spherical_to_position(90.0, conv.INPUT_AZIMUTH_DEG, 1.0).numpy()
     np.testing.assert_allclose(m[:3, :3] @ cam, conv.spherical_to_position(90.0, 90.0, 1.0).numpy(), atol=1e-12)
+
+
+def test_random_weight_predictions_are_labelled():
+    assert bm.method_label([{"object": "a"}]) == "one2345"
+    label = bm.method_label([{"object": "a", "random_weight_stages": ["zero123"]}, {"object": "b"}])
+    assert "RANDOM WEIGHTS: zero123" in label
