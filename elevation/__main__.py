@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from data import conventions as conv
 from data.config import ConfigError, load_config
 from data.io import write_text_atomic
 from elevation.config import MATCHERS, ElevationConfig
-from elevation.estimator import ElevationEstimator
+from elevation.estimator import ElevationEstimator, warn_sift_fallback
 from elevation.result import ElevationError
 
 
@@ -88,10 +87,16 @@ def resolve_config(args: argparse.Namespace) -> ElevationConfig:
     if cfg.matcher.name == "loftr":
         from data.weights import try_resolve
 
-        path, reason = try_resolve("loftr", args.loftr_weights or cfg.matcher.loftr_weights)
+        source = args.loftr_weights or cfg.matcher.loftr_weights
+        path, reason = try_resolve("loftr", source)
         if path is None:
-            warnings.warn(f"LoFTR weights unavailable: {reason}", RuntimeWarning, stacklevel=1)
-        cfg.matcher.loftr_weights = str(path) if path is not None else None
+            message = f"LoFTR weights unavailable ({source or 'registry default'}): {reason}"
+            if not cfg.matcher.fallback_to_sift:
+                raise ElevationError(message + "; pass --loftr-weights PATH or use --matcher sift")
+            warn_sift_fallback(message)
+            cfg.matcher.name = "sift"
+        else:
+            cfg.matcher.loftr_weights = str(path)
     return cfg.validate()
 
 

@@ -38,14 +38,19 @@ def build_matcher(cfg: ElevationConfig) -> Matcher:
     except LoFTRWeightsError as exc:
         if not m.fallback_to_sift:
             raise ElevationError(str(exc)) from exc
-        warnings.warn(
-            f"{exc}. Falling back to SIFT matching, which differs from the official LoFTR: sparser matches "
-            "(none on textureless regions), confidence from Lowe's ratio instead of a learned score, so the "
-            "error curves and sometimes the estimate differ from the official pipeline.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn_sift_fallback(str(exc))
         return SiftMatcher(m.sift_ratio, m.sift_max_features)
+
+
+def warn_sift_fallback(reason: str) -> None:
+    """The one warning issued when SIFT replaces LoFTR, naming why and what differs."""
+    warnings.warn(
+        f"{reason}. Falling back to SIFT matching, which differs from the official LoFTR: sparser matches "
+        "(none on textureless regions), confidence from Lowe's ratio instead of a learned score, so the "
+        "error curves and sometimes the estimate differ from the official pipeline.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class ElevationEstimator:

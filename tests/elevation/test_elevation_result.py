@@ -5,11 +5,22 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from data.config import ConfigError, load_config
 from elevation import ElevationConfig, ElevationError, ElevationEstimate, ElevationEstimator, MatchSet
 from elevation.matches import PAIRS
 from elevation.result import curve_confidence
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Small tensors: one torch thread is fastest, and many times faster than two on a loaded shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 FIXTURES = "fixtures/one2345_parity/elevation"
 
@@ -94,8 +105,6 @@ def test_config_validation_and_unknown_keys(tmp_path):
 
 
 def test_estimate_rejects_wrong_image_shapes():
-    import torch
-
     with pytest.raises(ValueError, match="4 nearby views"):
         ElevationEstimator().estimate(torch.ones(3, 3, 256, 256))
 
