@@ -117,7 +117,7 @@ def main(argv=None) -> int:
             if not Path(path).is_dir():
                 parser.error(f"{flag} {path} is not a folder")
         return run_novel_views(args) if args.novel_views else run_meshes(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:  # incl. LpipsUnavailable
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

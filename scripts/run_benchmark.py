@@ -9,6 +9,10 @@
 * Each shard (round robin over the sorted objects) predicts only its objects; finished objects
   (``<out>/predictions/<object>/mesh.ply + result.json``, written atomically) are skipped on re-runs, and finished
   per-object evaluations (``<out>/evaluation/<protocol>/<object>.json``) are reused.
+* ``--novel-views --views DIR``: Zero-1-to-3's novel-view protocol on render folders (``DIR/<object>/cameras.json``
+  + ``000.png``...): view 000 conditions Zero123, every other view is generated at the same relative pose, then
+  PSNR / SSIM (/ LPIPS with ``--lpips``) against the renders. ``--zero123 PATH`` (weights) or ``--zero123-config
+  YAML`` (random weights, labelled as such).
 * ``--merge`` (after all shards finished) writes the tables of every object into ``<out>/evaluation/<protocol>``.
 * ``--input-azimuth-deg``: azimuth (project convention, 0 on -y towards +x) of the input camera in the GT frame;
   the prediction (input camera at azimuth 30) is turned about +z into the GT frame (a known alignment).
@@ -34,7 +38,7 @@ DEFAULT_PIPELINE_CONFIG = REPO / "configs" / "infer" / "default.yaml"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Benchmark One-2-3-45: predict meshes for a dataset, then evaluate.")
     p.add_argument("--images", help="folder of input images (one per object)")
-    p.add_argument("--gt", required=True, help="folder of ground-truth meshes")
+    p.add_argument("--gt", help="folder of ground-truth meshes (mesh benchmark)")
     p.add_argument("--out", required=True, help="benchmark folder (predictions/ and evaluation/ inside)")
     p.add_argument("--protocol", default="one2345")
     p.add_argument("--objects", help="text file listing the objects (default: everything in --images, or --gt)")
@@ -51,8 +55,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-inference", action="store_true", help="only evaluate existing predictions")
     p.add_argument("--skip-evaluation", action="store_true", help="only predict")
     p.add_argument("--merge", action="store_true", help="merge every shard's per-object records into one table")
+    p.add_argument("--novel-views", action="store_true", help="novel-view benchmark on render folders (--views)")
+    p.add_argument("--views", help="novel views: folder of <object>/cameras.json + NNN.png renders")
+    p.add_argument("--zero123", help="novel views: Zero123 weights (folder / checkpoint / hub id)")
+    p.add_argument("--zero123-config", help="novel views: Zero123 YAML for RANDOM weights (smoke runs)")
+    p.add_argument("--steps", type=int, help="novel views: sampler steps (default: the Zero123 config's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lpips", action="store_true", help="novel views: LPIPS (optional extra)")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def make_view_generator(args):
+    """``generate(cond, relative_pose) -> views`` backed by ``zero123.Zero123Pipeline``, and its label."""
+    import torch
+
+    from zero123 import Zero123Pipeline
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if args.zero123:
+        pipe, label = Zero123Pipeline.from_pretrained(args.zero123, device=device), "zero123"
+    elif args.zero123_config:
+        pipe = Zero123Pipeline.from_config(args.zero123_config, device=device)
+        label = "zero123 (RANDOM WEIGHTS; numbers meaningless)"
+    else:
+        raise ValueError("--novel-views needs --zero123 PATH (weights) or --zero123-config YAML (random weights)")
+
+    def generate(cond, relative_pose):
+        return pipe.generate(cond, relative_pose, num_inference_steps=args.steps, seeds=args.seed,
+                             progress=not args.no_progress)
+
+    return generate, label
+
+
+def run_novel_views(args) -> int:
+    from data.evaluation.folders import list_objects
+    from data.evaluation.novel_views import evaluate_view_folders, generate_views, write_view_results
+
+    if not args.views:
+        raise ValueError("--novel-views needs --views DIR (render folders with cameras.json)")
+    objects = bm.shard(list_objects(args.views, args.objects), args.shard, args.num_shards)
+    generated = Path(args.out) / "novel_views"
+    todo = [n for n in objects if not (generated / n / "generation.json").is_file()]
+    generator, label = make_view_generator(args) if todo else (None, "zero123")
+    if not todo:  # resumed run: recover the label from an earlier run
+        label_file = Path(args.out) / "novel_views_label.txt"
+        label = label_file.read_text().strip() if label_file.is_file() else label
+    else:
+        from data.io import write_text_atomic
+
+        write_text_atomic(Path(args.out) / "novel_views_label.txt", label)
+    for s in generate_views(objects, args.views, generated, generator, progress=not args.no_progress):
+        if s["status"] == "error":
+            print(f"GENERATION FAILED {s['object']}: {s['error']}", file=sys.stderr)
+    lpips_net = None
+    if args.lpips:
+        from data.evaluation.images import lpips_model
+
+        lpips_net = lpips_model("cpu")
+    records = evaluate_view_folders(generated, args.views, "zero123", objects=objects, lpips_net=lpips_net,
+                                    progress=not args.no_progress)
+    out_dir = Path(args.out) / "evaluation" / "novel_views_zero123" / f"shard_{args.shard}_of_{args.num_shards}"
+    summary = write_view_results(out_dir, records, split="zero123", method=label,
+                                 dataset=Path(args.views).resolve().name)
+    print((out_dir / "results.md").read_text())
+    return 0 if summary["objects_ok"] == summary["objects_total"] else 3
 
 
 def make_predictor(config: str, overrides: list[str], device: str, polar_deg: float | None):
@@ -85,6 +153,10 @@ def object_list(args) -> list[str]:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.novel_views:
+            return run_novel_views(args)
+        if not args.gt:
+            raise ValueError("--gt is required for the mesh benchmark")
         from data.evaluation.protocols import load_protocol
         from data.evaluation.tables import write_results
 
@@ -129,7 +201,7 @@ def main(argv=None) -> int:
                                 extra={"shard": args.shard, "num_shards": args.num_shards})
         print((shard_dir / "results.md").read_text())
         return 0 if summary["objects_ok"] == summary["objects_total"] else 3
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -186,3 +186,32 @@ def test_random_weight_predictions_are_labelled():
     assert bm.method_label([{"object": "a"}]) == "one2345"
     label = bm.method_label([{"object": "a", "random_weight_stages": ["zero123"]}, {"object": "b"}])
     assert "RANDOM WEIGHTS: zero123" in label
+
+
+@pytest.mark.slow  # ~15 s on an idle 2-core CPU (tiny random Zero123, 2 steps, 2 views)
+def test_novel_view_benchmark_with_a_tiny_random_zero123(tmp_path):
+    from data.cameras import Cameras
+    from data.render import RenderConfig, render_mesh
+    from data.render.io import save_render
+
+    m = shapes()["lump"]
+    mesh = Mesh(torch.as_tensor(m.vertices, dtype=torch.float32), torch.as_tensor(m.faces))
+    polar, azimuth = [60.0, 60.0, 90.0], [30.0, 120.0, 300.0]  # view 000 is the input
+    cams = Cameras.from_spherical(polar, azimuth, 1.2, 280.0, 256)
+    save_render(render_mesh(mesh, cams, RenderConfig(supersample=1)), tmp_path / "views" / "lump")
+    runner = load_script("run_benchmark")
+    args = ["--novel-views", "--views", str(tmp_path / "views"), "--out", str(tmp_path / "bench"),
+            "--zero123-config", str(REPO / "configs" / "zero123" / "tiny.yaml"), "--steps", "2", "--device", "cpu",
+            "--no-progress"]
+    assert runner.main(args) == 0
+    gen = tmp_path / "bench" / "novel_views" / "lump"
+    assert sorted(p.name for p in gen.glob("*.png")) == ["001.png", "002.png"]
+    info = json.loads((gen / "generation.json").read_text())
+    np.testing.assert_allclose(info["delta_polar_deg"], [0.0, 30.0], atol=1e-6)
+    np.testing.assert_allclose(info["delta_azimuth_deg"], [90.0, -90.0], atol=1e-6)
+    res_dir = tmp_path / "bench" / "evaluation" / "novel_views_zero123" / "shard_0_of_1"
+    res = json.loads((res_dir / "results.json").read_text())
+    assert "RANDOM WEIGHTS" in res["summary"]["method"] and res["objects"][0]["views"] == 2
+    # resumed: nothing left to generate, so no generator is built (a bad config path is never read)
+    resumed = [a if not a.endswith("tiny.yaml") else str(tmp_path / "absent.yaml") for a in args]
+    assert runner.main(resumed) == 0
