@@ -1,0 +1,154 @@
+"""Zero123 fine-tuning: official recipe pieces, a tiny Lightning run, exact resume, train.py dispatch, DDP."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+from data.datasets.zero123_layout import Zero123LayoutConfig, blender_w2c, sample_zero123_views
+from zero123.config import load_zero123_config
+from zero123.model import Zero123Model
+from zero123.training.config import Zero123TrainConfig
+from zero123.training.ema import ModuleEMA
+from zero123.training.init import widen_conv_in
+from zero123.training.lit_module import Zero123LitModule, dropout_masks
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_TRAIN = ROOT / "configs/train/zero123_tiny.yaml"
+
+
+def write_synthetic_dataset(root: Path, objects: int = 3, views: int = 4, size: int = 64) -> list[str]:
+    """Zero123-layout folders with real camera files and simple images (a disc that moves with the camera)."""
+    rng = np.random.default_rng(0)
+    ids = []
+    for o in range(objects):
+        folder = root / f"obj{o}"
+        folder.mkdir(parents=True)
+        cams, _ = sample_zero123_views(Zero123LayoutConfig(num_views=views, image_size=size), rng)
+        w2c = blender_w2c(cams)
+        for v in range(views):
+            img = np.zeros((size, size, 4), np.uint8)
+            cx, cy = (w2c[v, :2, 2] * size / 4 + size / 2).astype(int)
+            yy, xx = np.mgrid[:size, :size]
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 < (size // 5) ** 2
+            img[disc] = (60 * o + 40, 200 - 50 * o, 120, 255)
+            Image.fromarray(img).save(folder / f"{v:03d}.png")
+            np.save(folder / f"{v:03d}.npy", w2c[v])
+        meta = {"num_views": views, "intrinsics": cams.intrinsics[0].tolist()}
+        (folder / "meta.json").write_text(json.dumps(meta))
+        ids.append(folder.name)
+    (root / "list.txt").write_text("\n".join(ids))
+    return ids
+
+
+def tiny_overrides(data_root: Path, out: Path, **extra) -> list[str]:
+    items = {
+        "data.root": str(data_root), "data.train_list": str(data_root / "list.txt"),
+        "data.val_list": str(data_root / "list.txt"), "data.batch_size": 3, "data.image_size": 64,
+        "output_dir": str(out), "trainer.max_steps": 2, "trainer.val_check_interval": 2,
+        "trainer.checkpoint_every_n_steps": 1, "trainer.log_every_n_steps": 1, "val_repeats": 2,
+    }
+    items.update(extra)
+    return [f"{k}={v}" for k, v in items.items()]
+
+
+# ----------------------------------------------------------------------------------------- recipe pieces
+def test_cfg_dropout_is_the_official_5_5_5_split():
+    u = (torch.arange(10000) + 0.5) / 10000
+    drop_clip, drop_concat = dropout_masks(u, 0.05)
+    assert drop_clip.float().mean() == pytest.approx(0.10)
+    assert drop_concat.float().mean() == pytest.approx(0.10)
+    assert (drop_clip & drop_concat).float().mean() == pytest.approx(0.05)  # both dropped: 5 %
+    assert (drop_clip | drop_concat).float().mean() == pytest.approx(0.15)
+
+
+def test_widened_conv_in_keeps_old_channels_and_zeros_new():
+    w = torch.randn(5, 4, 3, 3)
+    out = widen_conv_in({"conv_in.weight": w, "conv_in.bias": torch.ones(5)}, 8)["conv_in.weight"]
+    assert out.shape == (5, 8, 3, 3) and torch.equal(out[:, :4], w) and not out[:, 4:].any()
+
+
+def test_pose_projection_initialisation_and_learning_rates():
+    cfg = load_zero123_config(ROOT / "configs/zero123/tiny.yaml")
+    model = Zero123Model(cfg.model)
+    w, e = model.cc_projection.weight, cfg.model.image_encoder.projection_dim
+    assert torch.equal(w[:, :e], torch.eye(e)) and not model.cc_projection.bias.any() and w[:, e:].abs().sum() > 0
+    module = Zero123LitModule(model, Zero123TrainConfig())
+    opt = module.configure_optimizers()
+    groups = opt["optimizer"].param_groups
+    assert [g["initial_lr"] for g in groups] == [1e-4, 1e-3] and all(g["weight_decay"] == 0.01 for g in groups)
+    assert groups[0]["lr"] == pytest.approx(1e-10)  # warm-up starts at 1e-6 x lr
+
+
+def test_ema_follows_litema_formula():
+    layer = torch.nn.Linear(2, 2)
+    ema = ModuleEMA(layer, decay=0.9999)
+    start = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    ema.update(layer)
+    d = min(0.9999, 2 / 11)
+    torch.testing.assert_close(ema.shadows()[0], d * start + (1 - d) * layer.weight.detach())
+    assert int(ema.num_updates) == 1
+
+
+# ----------------------------------------------------------------------------------------- runs
+class CaptureStart(pl.Callback):
+    def on_train_start(self, trainer, module):
+        self.step = trainer.global_step
+        self.ema = [s.clone() for s in module.ema.shadows()]
+        self.ema_updates = int(module.ema.num_updates)
+        self.optimizer = {k: v.clone() for k, v in trainer.optimizers[0].state_dict()["state"][0].items()}
+
+
+def test_tiny_run_checkpoints_and_resumes_exactly(tmp_path):
+    from zero123 import Zero123Pipeline
+    from zero123.training.run import run_training
+
+    write_synthetic_dataset(tmp_path / "data")
+    summary = run_training(TINY_TRAIN, tiny_overrides(tmp_path / "data", tmp_path / "a"))
+    assert summary["global_step"] == 2
+    assert {"train/loss", "val/loss_true_pose", "val/loss_shuffled_pose"} <= set(summary["metrics"])
+    ckpts = sorted((tmp_path / "a" / "checkpoints").glob("step*.ckpt"))
+    assert [c.name for c in ckpts] == ["step0000001.ckpt", "step0000002.ckpt"]
+    saved = torch.load(ckpts[0], map_location="cpu", weights_only=False)
+
+    capture = CaptureStart()
+    run_training(TINY_TRAIN, tiny_overrides(tmp_path / "data", tmp_path / "b", **{"resume": str(ckpts[0])}),
+                 callbacks=[capture])
+    assert capture.step == 1 and capture.ema_updates == 1
+    for i, shadow in enumerate(capture.ema):
+        assert torch.equal(shadow, saved["state_dict"][f"ema.shadow_{i}"])
+    for k, v in capture.optimizer.items():
+        assert torch.equal(v, saved["optimizer_states"][0]["state"][0][k]), k
+    # the exported model (EMA UNet) is a normal pipeline folder
+    pipe = Zero123Pipeline.from_pretrained(tmp_path / "b" / "final")
+    assert pipe.cfg.model == load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model
+
+
+def test_train_py_rejects_unknown_task(tmp_path):
+    import train
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: nothing\n")
+    assert train.main(["--config", str(bad)]) == 2
+    assert train.main(["--config", str(tmp_path / "absent.yaml")]) == 2
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(tmp_path):
+    write_synthetic_dataset(tmp_path / "data", objects=4)
+    cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(TINY_TRAIN), "--accelerator", "cpu",
+           "--devices", "2", "--strategy", "ddp",
+           *tiny_overrides(tmp_path / "data", tmp_path / "ddp", **{"data.batch_size": 2})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["global_step"] == 2

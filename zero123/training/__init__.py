@@ -1,0 +1,1 @@
+"""Zero123 fine-tuning: LightningModule around the pure modules, EMA, initialisation, ``run_training``."""

@@ -1,0 +1,73 @@
+"""Typed config of a Zero123 fine-tuning run (``configs/train/zero123.yaml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from data.datasets.datamodule import RenderedDataConfig
+
+
+@dataclass
+class InitConfig:
+    """Where the weights start.
+
+    ``kind``: ``"random"`` (model config's geometry, random weights), ``"zero123"`` (any weights
+    ``Zero123Pipeline.from_pretrained`` reads: official .ckpt, diffusers folder, our folder) or ``"sd_unet"``
+    (an SD-1.x diffusers folder such as ``lambdalabs/sd-image-variations-diffusers``: its 4-channel UNet is
+    widened to 8 input channels with zero-initialised new channels; its ``vae`` / ``image_encoder`` are used when
+    present).
+    """
+
+    kind: str = "random"
+    path: str = ""
+    ema: Optional[bool] = None
+
+
+@dataclass
+class OptimConfig:
+    """Official recipe: AdamW (weight decay 0.01), 1e-4, 10x on the pose projection, 100 linear warm-up steps."""
+
+    lr: float = 1.0e-4
+    projection_lr_multiplier: float = 10.0
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    warmup_start_factor: float = 1.0e-6
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings (``--accelerator/--devices/--strategy`` on the command line override these)."""
+
+    max_steps: int = 1000
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 500
+    val_check_interval: Optional[int] = None
+    gradient_checkpointing: bool = False
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = 1
+
+
+@dataclass
+class Zero123TrainConfig:
+    """Everything a run needs. ``task`` selects the trainer in ``train.py``."""
+
+    task: str = "zero123"
+    model_config: str = "configs/zero123/zero123_xl.yaml"
+    init: InitConfig = field(default_factory=InitConfig)
+    data: RenderedDataConfig = field(default_factory=RenderedDataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    #: Classifier-free-guidance dropout probability of each of the three official cases (5 % / 5 % / 5 %).
+    cond_dropout: float = 0.05
+    ema_decay: float = 0.9999
+    use_ema: bool = True
+    #: Validation scores each held-out pair at this many (timestep, noise) draws, true vs shuffled poses.
+    val_repeats: int = 8
+    seed: int = 42
+    output_dir: str = "runs/zero123"
+    resume: str = ""

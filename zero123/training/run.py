@@ -1,0 +1,77 @@
+"""``run_training(config, overrides)``: the Zero123 branch of ``train.py``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from data.config import load_config, save_config
+from data.datasets.datamodule import RenderedDataModule
+from zero123.training.config import Zero123TrainConfig
+from zero123.training.init import initial_model
+from zero123.training.lit_module import Zero123LitModule
+
+
+def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Zero123TrainConfig:
+    cfg = load_config(Zero123TrainConfig, *([path] if path else []), overrides=list(overrides))
+    if cfg.data.layout != "zero123":
+        from data.config import ConfigError
+
+        raise ConfigError(f"data.layout must be 'zero123' for Zero123 training, got '{cfg.data.layout}'")
+    return cfg
+
+
+def _devices(value: str):
+    return int(value) if str(value).isdigit() else value
+
+
+def build_trainer(cfg: Zero123TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    t = cfg.trainer
+    out = Path(cfg.output_dir)
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=t.checkpoint_every_n_steps,
+                           save_top_k=-1, save_last=True, filename="step{step:07d}", auto_insert_metric_name=False)
+    return pl.Trainer(
+        max_steps=t.max_steps, accelerator=t.accelerator, devices=_devices(t.devices), strategy=t.strategy,
+        precision=t.precision, log_every_n_steps=t.log_every_n_steps, val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=None if t.val_check_interval else 1,
+        gradient_clip_val=t.gradient_clip_val, accumulate_grad_batches=t.accumulate_grad_batches,
+        callbacks=[ckpt, *callbacks], logger=CSVLogger(str(out), name="logs"), default_root_dir=str(out),
+        enable_progress_bar=False, num_sanity_val_steps=0, use_distributed_sampler=True,
+    )
+
+
+def run_training(
+    config: str | Path | None, overrides: Sequence[str] = (), callbacks: Sequence[pl.Callback] = ()
+) -> dict:
+    """Fine-tune Zero123 as configured; returns a summary (also written to ``output_dir/summary.json``).
+
+    At the end, rank 0 exports the EMA weights (raw if EMA is off) as a ``Zero123Pipeline`` folder in
+    ``output_dir/final``.
+    """
+    cfg = load_train_config(config, overrides)
+    pl.seed_everything(cfg.seed, workers=True)
+    model_cfg, model = initial_model(cfg.init, cfg.model_config)
+    module = Zero123LitModule(model, cfg)
+    data = RenderedDataModule(cfg.data)
+    trainer = build_trainer(cfg, callbacks)
+    out = Path(cfg.output_dir)
+    if trainer.is_global_zero:
+        save_config(cfg, out / "train_config.yaml")
+    trainer.fit(module, datamodule=data, ckpt_path=cfg.resume or None)
+    summary = {"global_step": trainer.global_step, "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    if trainer.is_global_zero:
+        from zero123.pipeline import Zero123Pipeline
+
+        final = type(model)(model_cfg.model)
+        final.load_state_dict(model.state_dict())
+        final.unet.load_state_dict(module.unet_state(use_ema=True))
+        Zero123Pipeline(final, model_cfg).save_pretrained(out / "final")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+__all__ = ["run_training", "load_train_config"]
