@@ -281,3 +281,13 @@ def test_neighbour_table_direct_and_sorted_paths_agree_with_brute_force():
             for q in queries.tolist()
         ]
         assert table.tolist() == expected
+
+
+def test_to_dense_scatters_sites_by_stride():
+    coords = torch.tensor([[0, 2, 4, 0], [6, 0, 2, 1], [2, 2, 2, 0]], dtype=torch.int32)
+    feats = torch.tensor([[1.0, -1.0], [2.0, -2.0], [3.0, -3.0]])
+    volume, mask = SparseTensor(coords, feats, stride=2).dense((4, 4, 4), batch_size=2)
+    assert volume.shape == (2, 2, 4, 4, 4) and mask.shape == (2, 1, 4, 4, 4)
+    assert volume[0, :, 0, 1, 2].tolist() == [1.0, -1.0] and volume[1, :, 3, 0, 1].tolist() == [2.0, -2.0]
+    assert volume[0, :, 1, 1, 1].tolist() == [3.0, -3.0]
+    assert float(mask.sum()) == 3 and float(volume.abs().sum()) == 12
