@@ -152,3 +152,20 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["global_step"] == 2
+
+
+def test_view_holdout_keeps_target_views_out_of_training(tmp_path):
+    from data.datasets.datamodule import RenderedDataConfig
+    from zero123.training.data import Zero123DataModule
+
+    write_synthetic_dataset(tmp_path, objects=2, views=6)
+    cfg = RenderedDataConfig(root=str(tmp_path), train_list=str(tmp_path / "list.txt"),
+                             val_list=str(tmp_path / "list.txt"), image_size=32)
+    dm = Zero123DataModule(cfg, holdout_views=[4, 5])
+    dm.setup()
+    train = [dm.train[i % 2] for i in range(40)]
+    assert all(it["cond_index"] < 4 and it["target_index"] < 4 and it["cond_index"] != it["target_index"]
+               for it in train)
+    val = [dm.val[i] for i in range(2)]
+    assert all(it["cond_index"] < 4 and it["target_index"] in (4, 5) for it in val)
+    assert [it["target_index"] for it in val] == [dm.val[i]["target_index"] for i in range(2)]  # fixed pairs

@@ -66,6 +66,8 @@ class Zero123TrainConfig:
     cond_dropout: float = 0.05
     ema_decay: float = 0.9999
     use_ema: bool = True
+    #: View indices kept out of training; validation targets are drawn from them (empty = no hold-out).
+    holdout_views: list[int] = field(default_factory=list)
     #: Validation scores each held-out pair at this many (timestep, noise) draws, true vs shuffled poses.
     val_repeats: int = 8
     seed: int = 42

@@ -10,8 +10,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from data.config import load_config, save_config
-from data.datasets.datamodule import RenderedDataModule
 from zero123.training.config import Zero123TrainConfig
+from zero123.training.data import Zero123DataModule
 from zero123.training.init import initial_model
 from zero123.training.lit_module import Zero123LitModule
 
@@ -56,7 +56,7 @@ def run_training(
     pl.seed_everything(cfg.seed, workers=True)
     model_cfg, model = initial_model(cfg.init, cfg.model_config)
     module = Zero123LitModule(model, cfg)
-    data = RenderedDataModule(cfg.data)
+    data = Zero123DataModule(cfg.data, cfg.holdout_views)
     trainer = build_trainer(cfg, callbacks)
     out = Path(cfg.output_dir)
     if trainer.is_global_zero:
