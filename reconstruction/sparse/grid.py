@@ -8,7 +8,7 @@ so ``nonzero`` over a grid lists sites sorted by (batch, x, y, z).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,6 +29,7 @@ class LevelSites:
     aligned: bool
     low: torch.Tensor | None
     high: torch.Tensor | None
+    flat_cache: dict = field(default_factory=dict, repr=False)
 
     @staticmethod
     def of(coords: torch.Tensor, stride: int) -> "LevelSites":
@@ -82,6 +83,9 @@ class LevelGrid:
         """(M,) flat int64 cell of each site of an aligned ``level`` on a grid of cell size ``level.stride``
         sharing this origin (``shape`` defaults to this grid's; pass the output grid's for strided convs)."""
         b, sx, sy, sz = shape or self.shape
+        key = (tuple(self.origin.tolist()), self.batch_low, (b, sx, sy, sz))
+        if key in level.flat_cache:
+            return level.flat_cache[key]
         if not level.aligned or int(self.origin.remainder(level.stride).abs().sum()) != 0:
             raise ValueError("sites are not aligned to their tensor stride on this grid")
         weights = torch.tensor([sy * sz, sz, 1, sx * sy * sz], dtype=torch.long, device=level.cells.device)
@@ -89,6 +93,7 @@ class LevelGrid:
         flat = (level.cells * weights).sum(dim=1) - int((corner.to(weights.device) * weights).sum())
         if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= b * sx * sy * sz):
             raise RuntimeError("internal error: a sparse site falls outside its dense grid")
+        level.flat_cache[key] = flat
         return flat
 
     def sites(self, occupied: torch.Tensor, unit: int | None = None) -> torch.Tensor:
