@@ -1,6 +1,10 @@
-"""Sparse 3D convolution as gather-GEMM over a neighbour table (one code path for CPU and CUDA).
+"""Sparse 3D convolution (torchsparse 1.4 ``conv3d``): site bookkeeping and the gather-GEMM back end.
 
-For every output row o: ``out[o] = sum_k feats[table[o, k]] @ W[k]``. The rows are processed in chunks: the
+``sparse_conv3d`` finds the output sites (kept, downsampled or the cached finer level), then computes the
+features with the gather back end below or with the dense-grid back end (``dense_backend.py``), both exact and
+identical for CPU and CUDA.
+
+Gather back end: for every output row o: ``out[o] = sum_k feats[table[o, k]] @ W[k]``. The rows are processed in chunks: the
 K neighbours of a chunk are gathered into a (rows, K * C_in) matrix and multiplied by the kernel flattened to
 (K * C_in, C_out) in one GEMM, and the result is written straight into the chunk's output rows (each output row
 is produced once, so the scatter is a plain write, no atomic adds). Missing neighbours point at a zero row.
