@@ -15,9 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from data.config import ConfigError, load_config, save_config
-from data.datasets.generate import AssetListError, DatasetRenderConfig, generate, list_assets
-from data.render.backends import BackendUnavailableError
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.config import ConfigError, load_config, save_config  # noqa: E402
+from data.datasets.generate import AssetListError, DatasetRenderConfig, generate, list_assets  # noqa: E402
+from data.render.backends import BackendUnavailableError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
