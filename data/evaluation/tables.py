@@ -9,7 +9,7 @@ import io
 import json
 import math
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +159,7 @@ def write_results(out_dir: str | Path, records: list[dict], cfg: ProtocolConfig,
     out = Path(out_dir)
     summary = summarise(records, cfg, method, dataset)
     if not cfg.render_metrics and "Render metrics" in cfg.definition:
-        cfg.definition = cfg.definition.strip() + " [Render metrics were switched off for this run.]"
+        cfg = replace(cfg, definition=cfg.definition.strip() + " [Render metrics were switched off for this run.]")
     payload = {"protocol": cfg.name, "definition": cfg.definition.strip(), "config": asdict(cfg),
                "summary": summary, "objects": records,
                "environment": {"python": platform.python_version(), "machine": platform.machine()},
