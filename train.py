@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 #: task name -> module with ``run_training(config_path, overrides)``
 TASKS = {
     "zero123": "zero123.training.run",
+    "reconstruction": "reconstruction.training.fit",
 }
 
 

@@ -77,6 +77,11 @@ def sample_cameras(sample: dict[str, torch.Tensor], prefix: str) -> Cameras:
     return Cameras(c2w, k, w, h)
 
 
+def select_sources(obj: TrainingObject, indices: list[int]) -> TrainingObject:
+    """The same object with only the source views ``indices`` (official order)."""
+    return TrainingObject(obj.uid, obj.targets, obj.target_depths, obj.sources.select(list(indices)))
+
+
 class TrainingSampleDataset(Dataset):
     """``8 x objects`` samples: object ``i // 8``, reference view ``i % 8``, random target view.
 
@@ -87,16 +92,18 @@ class TrainingSampleDataset(Dataset):
         num_main_views: main views per object (8).
         fixed_target: use ``target = reference`` instead of a random target (validation, deterministic).
         cache: keep loaded objects in memory (small datasets only).
+        source_views: indices of the source views to keep (None/empty = all).
     """
 
     def __init__(self, reader: ObjectReader, gt_source_probability: float = 0.0, num_main_views: int = 8,
-                 fixed_target: bool = False, cache: bool = False) -> None:
+                 fixed_target: bool = False, cache: bool = False, source_views: list[int] | None = None) -> None:
         if not 0.0 <= gt_source_probability <= 1.0:
             raise ValueError(f"gt_source_probability must be in [0, 1], got {gt_source_probability}")
         self.reader = reader
         self.gt_source_probability = gt_source_probability
         self.num_main_views = num_main_views
         self.fixed_target = fixed_target
+        self.source_views = list(source_views) if source_views else None
         self._cache: dict[tuple[int, str], TrainingObject] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -115,6 +122,8 @@ class TrainingSampleDataset(Dataset):
         use_gt = self.gt_source_probability > 0 and (
             self.gt_source_probability >= 1 or torch.rand(()).item() < self.gt_source_probability)
         obj = self._load(obj_index, "gt" if use_gt else "predicted")
+        if self.source_views is not None:
+            obj = select_sources(obj, self.source_views)
         target = reference if self.fixed_target else int(torch.randint(0, self.num_main_views, ()).item())
         sample = build_sample(obj, reference, target)
         sample["object_index"] = torch.tensor(obj_index)
