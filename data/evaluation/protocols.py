@@ -122,7 +122,7 @@ def evaluate_sampled(pred_vertices, pred_faces, gt_vertices, gt_faces, cfg: Prot
             raise ValueError(f"protocol {cfg.name} needs a known pred->GT transform for this object (none given)")
         m = np.asarray(known_transform, np.float64)
         pred_v = pred_v @ m[:3, :3].T + m[:3, 3]
-    rotation = np.eye(3)
+    rotation, translation = np.eye(3), np.zeros(3)
     if mode == "search_icp":
         few = max(cfg.search_points, 500)
         p_s = sample_surface(pred_v, pred_faces, few, cfg.seed + 11)
@@ -136,7 +136,7 @@ def evaluate_sampled(pred_vertices, pred_faces, gt_vertices, gt_faces, cfg: Prot
     if mode == "search_icp" and cfg.icp_iterations > 0:
         rigid = al.icp(pred_pts, gt_pts, cfg.icp_iterations, cfg.icp_translation)
         pred_pts, pred_v = rigid.apply(pred_pts), rigid.apply(pred_v)
-        rotation = rigid.rotation @ rotation
+        rotation, translation = rigid.rotation @ rotation, rigid.translation
     cloud = compare_point_clouds(pred_pts, gt_pts, cfg.fscore_thresholds, squared=cfg.squared_chamfer)
     out = {"chamfer": cloud.chamfer, "pred_to_gt": cloud.pred_to_gt, "gt_to_pred": cloud.gt_to_pred}
     for t in cfg.fscore_thresholds:
@@ -147,7 +147,8 @@ def evaluate_sampled(pred_vertices, pred_faces, gt_vertices, gt_faces, cfg: Prot
         occ_p = occupancy_grid(pred_v / half, pred_faces, cfg.iou_resolution)
         occ_g = occupancy_grid(gt_v / half, gt_faces, cfg.iou_resolution)
         out["volume_iou"] = volume_iou(occ_p, occ_g)
-    out["alignment"] = {"mode": mode, "rotation": np.round(rotation, 6).tolist()}
+    out["alignment"] = {"mode": mode, "rotation": np.round(rotation, 6).tolist(),
+                        "icp_translation_normalised": np.round(translation, 6).tolist()}
     out["_aligned_pred_vertices"] = pred_v
     return out
 

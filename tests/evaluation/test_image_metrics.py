@@ -29,8 +29,13 @@ def test_ssim_identical_is_one_and_uses_torchmetrics_defaults():
     gt = torch.rand(2, 3, 32, 32, generator=g)
     pred = (gt + 0.05 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
     assert ssim_per_view(gt, gt).numpy() == pytest.approx([1.0, 1.0], abs=1e-6)
-    direct = structural_similarity_index_measure(pred[1:2], gt[1:2])
-    assert float(ssim_per_view(pred, gt)[1]) == pytest.approx(float(direct))
+    ours = ssim_per_view(pred, gt)
+    for i in range(2):
+        direct = structural_similarity_index_measure(pred[i:i + 1], gt[i:i + 1])
+        assert float(ours[i]) == pytest.approx(float(direct), abs=1e-6)
+    dark = gt * 0.2  # data range taken from the images, not fixed to 1
+    assert float(ssim_per_view(dark, pred * 0.2)[0]) == pytest.approx(
+        float(structural_similarity_index_measure(dark[:1], pred[:1] * 0.2)), abs=1e-6)
 
 
 def test_rgba_is_composited_over_white(tmp_path):
