@@ -27,11 +27,10 @@ class PositionalEncoding(nn.Module):
         return 3 + 6 * self.n_frequencies
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        parts = [points]
-        for i in range(self.n_frequencies):
-            freq = 2.0 ** i
-            parts += [torch.sin(freq * points), torch.cos(freq * points)]
-        return torch.cat(parts, -1)
+        freqs = 2.0 ** torch.arange(self.n_frequencies, dtype=points.dtype, device=points.device)
+        scaled = points[:, None, :] * freqs[:, None]  # (P, n, 3)
+        waves = torch.stack([torch.sin(scaled), torch.cos(scaled)], 2)  # (P, n, 2, 3): sin then cos per octave
+        return torch.cat([points, waves.reshape(points.shape[0], -1)], -1)
 
 
 class WeightNormLinear(nn.Module):

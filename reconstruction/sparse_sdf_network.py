@@ -17,7 +17,7 @@ from reconstruction.feature_net import FUSED_CHANNELS, ConvABN
 from reconstruction.sdf_network import LatentSDFMLP
 from reconstruction.sparse.costreg_net import SparseCostRegNet
 from reconstruction.sparse.tensor import SparseTensor
-from reconstruction.volume_sampling import sample_latent
+from reconstruction.volume_sampling import channels_last_table, sample_latent
 
 
 @dataclass
@@ -41,6 +41,15 @@ class ConditionalVolume:
     @property
     def resolution(self) -> int:
         return self.latent.shape[-1]
+
+    @property
+    def table(self) -> torch.Tensor:
+        """(R^3, C) channels-last copy of ``latent`` for fast point sampling (built once, then cached)."""
+        cached = self.__dict__.get("_table")
+        if cached is None or cached[0] is not self.latent:
+            cached = (self.latent, channels_last_table(self.latent))
+            self.__dict__["_table"] = cached
+        return cached[1]
 
 
 class SparseSdfNetwork(nn.Module):
@@ -103,7 +112,7 @@ class SparseSdfNetwork(nn.Module):
 
     def sdf(self, points: torch.Tensor, volume: ConditionalVolume) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """points (P, 3) normalised -> (sdf (P, 1), features (P, 127), latent (P, 16))."""
-        latent = sample_latent(volume.latent, points)
+        latent = sample_latent(volume.latent, points, volume.table)
         out = self.sdf_layer(points, latent)
         return out[:, :1], out[:, 1:], latent
 
