@@ -28,6 +28,8 @@ class MatcherConfig:
         fix_mask_indexing: deviation from upstream. The official filter looks up the first image's foreground
             mask at ``(y0, x1)`` (row of the first keypoint, column of the second); True uses ``(y0, x0)``.
         sift_ratio: Lowe ratio threshold of the SIFT matcher; a match's confidence is ``1 - ratio``.
+        sift_contrast_threshold: SIFT detector contrast threshold (OpenCV default 0.04); 0.02 finds about twice
+            as many keypoints on rendered / generated views and halved the mean error in the benchmark.
         sift_max_features: at most this many SIFT keypoints per image (0 = unlimited).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     """
@@ -39,6 +41,7 @@ class MatcherConfig:
     background_threshold: int = 245
     fix_mask_indexing: bool = False
     sift_ratio: float = 0.8
+    sift_contrast_threshold: float = 0.02
     sift_max_features: int = 0
     device: str = "auto"
 
@@ -50,8 +53,9 @@ class SolverConfig:
     Attributes:
         robust: False = official confidence-weighted mean reprojection error. True = robust reduction
             (``robust_loss``), a documented deviation that resists outlier matches.
-        robust_loss: ``"trimmed"``: confidence-weighted mean of the smallest ``robust_keep_fraction`` of the
-            residuals of each term; ``"truncated"``: weighted mean of ``min(residual, robust_threshold_px)``.
+        robust_loss: ``"truncated"`` (default): weighted mean of ``min(residual, robust_threshold_px)``;
+            ``"trimmed"``: confidence-weighted mean of the smallest ``robust_keep_fraction`` of the residuals of
+            each term. Both recover every outlier fixture; truncated did better on the real-render benchmark.
         robust_keep_fraction: fraction of residuals kept by the trimmed loss, in (0, 1].
         robust_threshold_px: cap of the truncated loss (pixels at 256 px).
         min_matches_per_pair: fewer matches in any pair is a failure (official: 1, i.e. only 0 fails).
@@ -60,7 +64,7 @@ class SolverConfig:
     """
 
     robust: bool = False
-    robust_loss: str = "trimmed"
+    robust_loss: str = "truncated"
     robust_keep_fraction: float = 0.5
     robust_threshold_px: float = 5.0
     min_matches_per_pair: int = 1
@@ -89,6 +93,8 @@ class ElevationConfig:
             raise ValueError(f"matcher.background_threshold must be in [0, 255], got {m.background_threshold}")
         if not 0 < m.sift_ratio <= 1:
             raise ValueError(f"matcher.sift_ratio must be in (0, 1], got {m.sift_ratio}")
+        if m.sift_contrast_threshold <= 0:
+            raise ValueError(f"matcher.sift_contrast_threshold must be > 0, got {m.sift_contrast_threshold}")
         if s.robust_loss not in ROBUST_LOSSES:
             raise ValueError(f"solver.robust_loss must be one of {ROBUST_LOSSES}, got {s.robust_loss!r}")
         if not 0 < s.robust_keep_fraction <= 1:

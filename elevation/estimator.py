@@ -30,7 +30,7 @@ def build_matcher(cfg: ElevationConfig) -> Matcher:
     """The configured matcher; LoFTR without loadable weights falls back to SIFT with a warning."""
     m = cfg.matcher
     if m.name == "sift":
-        return SiftMatcher(m.sift_ratio, m.sift_max_features)
+        return SiftMatcher(m.sift_ratio, m.sift_max_features, m.sift_contrast_threshold)
     try:
         if m.loftr_weights is None:
             raise LoFTRWeightsError("no LoFTR weights configured (matcher.loftr_weights / --loftr-weights)")
@@ -39,7 +39,7 @@ def build_matcher(cfg: ElevationConfig) -> Matcher:
         if not m.fallback_to_sift:
             raise ElevationError(str(exc)) from exc
         warn_sift_fallback(str(exc))
-        return SiftMatcher(m.sift_ratio, m.sift_max_features)
+        return SiftMatcher(m.sift_ratio, m.sift_max_features, m.sift_contrast_threshold)
 
 
 def warn_sift_fallback(reason: str) -> None:

@@ -6,9 +6,13 @@ residual of tens or hundreds of pixels whose size changes with the candidate ang
 move the minimum of the whole curve (the parity fixtures: 25 % outliers turn a true polar of 45 into 117).
 The robust reductions bound the influence of such residuals:
 
-* ``trimmed`` (default): the confidence-weighted mean of the smallest ``keep_fraction`` of the residuals
-  (per candidate). Scale free; tolerates up to ``1 - keep_fraction`` of bad associations.
-* ``truncated``: the confidence-weighted mean of ``min(residual, threshold_px)``.
+* ``truncated`` (default): the confidence-weighted mean of ``min(residual, threshold_px)``: a residual beyond
+  the threshold costs a constant, so it no longer pulls the minimum.
+* ``trimmed``: the confidence-weighted mean of the smallest ``keep_fraction`` of the residuals (per candidate).
+  Scale free; tolerates up to ``1 - keep_fraction`` of bad associations.
+
+Both recover the true polar on every outlier fixture; on oracle renders of real meshes (SIFT matches,
+``scripts/bench_elevation.py``) the truncated loss had the lower mean and 90th-percentile error.
 
 Both keep the shape of the official term (an average distance in pixels), so curves stay comparable.
 """

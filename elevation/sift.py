@@ -21,13 +21,15 @@ class SiftMatcher(Matcher):
     Args:
         ratio: maximum ratio of the best to the second-best descriptor distance (0.8 as in Lowe 2004).
         max_features: keep at most this many keypoints per image (0 = all).
+        contrast_threshold: detector contrast threshold (OpenCV's default is 0.04; lower finds more keypoints
+            on the smooth shading of rendered or generated views).
     """
 
     name = "sift"
 
-    def __init__(self, ratio: float = 0.8, max_features: int = 0) -> None:
+    def __init__(self, ratio: float = 0.8, max_features: int = 0, contrast_threshold: float = 0.02) -> None:
         self.ratio = float(ratio)
-        self._sift = cv2.SIFT_create(nfeatures=int(max_features))
+        self._sift = cv2.SIFT_create(nfeatures=int(max_features), contrastThreshold=float(contrast_threshold))
 
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(R, R) uint8 -> keypoints (K, 2) float32 (x, y) and descriptors (K, 128) float32."""

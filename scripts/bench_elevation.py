@@ -139,13 +139,19 @@ def oracle_nearby_views(renderer, polar_deg: float, azimuth_offset_deg: float, f
 
 
 def build_matchers(loftr_weights: str | None) -> dict:
-    matchers = {"sift": SiftMatcher()}
+    """name -> (matcher, fix_mask_indexing): each matcher with the upstream mask lookup and with the fix."""
+    base = {"sift": SiftMatcher()}
     if loftr_weights:
         try:
-            matchers["loftr"] = LoFTRMatcher.from_checkpoint(loftr_weights, "cuda" if torch.cuda.is_available() else "cpu")
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            base["loftr"] = LoFTRMatcher.from_checkpoint(loftr_weights, device)
         except LoFTRWeightsError as exc:
             print(f"[bench] LoFTR not run: {exc}", file=sys.stderr)
-    return matchers
+    out = {}
+    for name, matcher in base.items():
+        out[name] = (matcher, False)
+        out[f"{name}+maskfix"] = (matcher, True)
+    return out
 
 
 def estimators() -> dict[str, ElevationEstimator]:
@@ -176,8 +182,10 @@ def run_renders(args) -> list[dict]:
                 t0 = time.perf_counter()
                 images, radius = oracle_nearby_views(renderer, polar, offset)
                 render_s = time.perf_counter() - t0
-                for mname, matcher in matchers.items():
-                    probe = ElevationEstimator(ElevationConfig(), matcher=matcher)
+                for mname, (matcher, fix_mask) in matchers.items():
+                    cfg = ElevationConfig()
+                    cfg.matcher.fix_mask_indexing = fix_mask
+                    probe = ElevationEstimator(cfg, matcher=matcher)
                     t0 = time.perf_counter()
                     matches = probe.match(images)
                     matching_s = time.perf_counter() - t0
@@ -193,8 +201,12 @@ def run_renders(args) -> list[dict]:
                             rec.update(polar=None, abs_error=None, failed=True, error=str(exc)[:160])
                         records.append(rec)
                         status = "FAIL" if rec["failed"] else f"{rec['polar']:.0f} (err {rec['abs_error']:.0f})"
-                        print(f"[bench] {rel:45s} true {polar:5.0f}  {mname:5s} {mode:16s} -> {status}", flush=True)
+                        print(f"[bench] {rel:45s} true {polar:5.0f}  {mname:12s} {mode:16s} -> {status}", flush=True)
     return records
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def summarise(records: list[dict]) -> list[dict]:
@@ -211,6 +223,8 @@ def summarise(records: list[dict]) -> list[dict]:
             "p90_deg": float(np.percentile(ok, 90)) if ok.size else None,
             "max_deg": float(ok.max()) if ok.size else None,
             "within_5deg": float((ok <= 5).mean()) if ok.size else None,
+            "confidence_good": _mean([r["confidence"] for r in sel if not r["failed"] and r["abs_error"] <= 5]),
+            "confidence_bad": _mean([r["confidence"] for r in sel if not r["failed"] and r["abs_error"] > 5]),
             "matching_s": float(np.mean([r["matching_s"] for r in sel])),
             "solver_s": float(np.mean(solver_s)) if solver_s else None,
         })
@@ -238,12 +252,13 @@ def _fmt(v, spec=".1f"):
 
 def print_tables(rows: list[dict], fixtures: list[dict]) -> None:
     print("\nOracle nearby views of real meshes: absolute polar error (deg)")
-    print(f"{'matcher':8s} {'mode':17s} {'n':>4s} {'fail':>4s} {'median':>7s} {'mean':>6s} {'p90':>6s} {'max':>6s} "
-          f"{'<=5deg':>6s} {'match s':>8s} {'solve s':>8s}")
+    print(f"{'matcher':13s} {'mode':17s} {'n':>4s} {'fail':>4s} {'median':>7s} {'mean':>6s} {'p90':>6s} {'max':>6s} "
+          f"{'<=5deg':>6s} {'conf ok':>7s} {'conf bad':>8s} {'match s':>8s} {'solve s':>8s}")
     for r in rows:
-        print(f"{r['matcher']:8s} {r['mode']:17s} {r['n']:4d} {r['failures']:4d} {_fmt(r['median_deg']):>7s} "
+        print(f"{r['matcher']:13s} {r['mode']:17s} {r['n']:4d} {r['failures']:4d} {_fmt(r['median_deg']):>7s} "
               f"{_fmt(r['mean_deg']):>6s} {_fmt(r['p90_deg']):>6s} {_fmt(r['max_deg']):>6s} "
-              f"{_fmt(r['within_5deg'], '.2f'):>6s} {_fmt(r['matching_s'], '.2f'):>8s} {_fmt(r['solver_s'], '.2f'):>8s}")
+              f"{_fmt(r['within_5deg'], '.2f'):>6s} {_fmt(r['confidence_good'], '.2f'):>7s} "
+              f"{_fmt(r['confidence_bad'], '.2f'):>8s} {_fmt(r['matching_s'], '.2f'):>8s} {_fmt(r['solver_s'], '.2f'):>8s}")
     if fixtures:
         print("\nParity fixtures (synthetic matches): returned polar (deg)")
         print(f"{'case':22s} {'true':>5s} {'fixture':>8s} " + " ".join(f"{m:>16s}" for m in MODES))
