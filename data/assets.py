@@ -30,6 +30,8 @@ ASSET_FORMATS = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 #: Formats whose up axis is +Y by specification.
 Y_UP_FORMATS = (".glb", ".gltf")
 UP_AXES = ("+x", "-x", "+y", "-y", "+z", "-z")
+#: Colour given to untextured, uncoloured parts of a scene whose other parts carry colours (RGBA, 0-255).
+UNTEXTURED_RGBA = np.array([178, 178, 178, 255], dtype=np.uint8)
 
 
 class AssetError(MeshError):
@@ -157,9 +159,47 @@ def _flatten(scene, path: Path):
             raise AssetNonFiniteError(f"asset {path} has NaN or infinite vertex coordinates; repair the file")
     if len(parts) == 1:
         return parts[0], 1
+    kinds = {_visual_kind(p) for p in parts}
+    if len(kinds) > 1:
+        # one material cannot hold textures and per-vertex colours: everything becomes per-vertex colour
+        for part in parts:
+            part.visual = trimesh.visual.ColorVisuals(part, vertex_colors=_vertex_rgba(part))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return trimesh.util.concatenate(parts), len(parts)
+
+
+def _visual_kind(tm) -> str:
+    """``"texture"`` (a material, with or without image), ``"color"`` (vertex / face colours) or ``"plain"``.
+
+    Parts of one kind are concatenated by trimesh (textures packed into one atlas); mixed kinds all become
+    per-vertex colours (:func:`_vertex_rgba`).
+    """
+    import trimesh
+
+    if isinstance(tm.visual, trimesh.visual.TextureVisuals):
+        return "texture"
+    return "color" if tm.visual.kind in ("vertex", "face") else "plain"
+
+
+def _vertex_rgba(tm) -> np.ndarray:
+    """(V, 4) uint8 colour per vertex of a part: texture sampled at the UVs, material colour, or grey."""
+    import trimesh
+
+    n = len(tm.vertices)
+    visual = tm.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals):
+        material = visual.material
+        image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+        if visual.uv is not None and image is not None:
+            colors = np.asarray(visual.to_color().vertex_colors)
+            if len(colors) == n:
+                return colors.astype(np.uint8)
+        main = getattr(material, "main_color", None)
+        return np.tile(np.asarray(main if main is not None else UNTEXTURED_RGBA, np.uint8)[:4], (n, 1))
+    if visual.kind in ("vertex", "face"):
+        return np.asarray(visual.vertex_colors, np.uint8)
+    return np.tile(UNTEXTURED_RGBA, (n, 1))
 
 
 def _bake_material_factor(tm) -> None:

@@ -169,3 +169,22 @@ def test_gltf_y_up_and_obj_z_up_bottles_come_out_upright(tmp_path, shared):
     # the same file read with the wrong up axis lies on its side
     lying = load_asset(glb, up_axis="+z")
     assert int((lying.bounds()[1] - lying.bounds()[0]).argmax()) != 2
+
+
+def test_scene_mixing_texture_and_vertex_colours_keeps_both_colours(tmp_path):
+    import trimesh
+    from PIL import Image
+
+    box = trimesh.creation.box()
+    box.visual = trimesh.visual.TextureVisuals(uv=np.full((len(box.vertices), 2), 0.5),
+                                               image=Image.new("RGB", (4, 4), (200, 10, 10)))
+    ball = trimesh.creation.icosphere(2)
+    ball.apply_translation([3.0, 0.0, 0.0])
+    ball.visual.vertex_colors = [0, 255, 0, 255]
+    path = tmp_path / "mixed.glb"
+    trimesh.Scene([box, ball]).export(path)
+    mesh, info = load_asset_with_info(path, up_axis="+z")
+    assert info.num_parts == 2 and mesh.vertex_colors is not None
+    on_ball = mesh.vertices[:, 0] > 0.0  # the ball sits at +x after centring
+    assert torch.allclose(mesh.vertex_colors[on_ball], torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.allclose(mesh.vertex_colors[~on_ball], torch.tensor([200, 10, 10]) / 255.0, atol=1e-6)
