@@ -194,3 +194,23 @@ def test_shards_partition_and_ids_are_unique(tmp_path):
     assert sorted(sum(parts, [])) == sorted(ids) and all(parts)
     with pytest.raises(ValueError):
         shard(ids, 3, 3)
+
+
+def test_zero123_npy_gives_the_official_relative_pose(zero123_root):
+    """Spec section 2.1: C = -R^T t from NNN.npy, polar = atan2(|C_xy|, C_z), azimuth = atan2(C_y, C_x)."""
+    data = Zero123PairsDataset(zero123_root, seed=11)
+    for i in range(len(data)):
+        item = data[i]
+        folder = zero123_root / item["object_id"]
+
+        def spherical(index):
+            rt = np.load(folder / f"{index:03d}.npy")
+            c = -rt[:, :3].T @ rt[:, 3]
+            return np.arctan2(np.hypot(c[0], c[1]), c[2]), np.arctan2(c[1], c[0]), np.linalg.norm(c)
+
+        (p0, a0, r0), (p1, a1, r1) = spherical(item["cond_index"]), spherical(item["target_index"])
+        assert float(item["delta_polar_deg"]) == pytest.approx(np.rad2deg(p1 - p0), abs=1e-6)
+        d_az = np.deg2rad(float(item["delta_azimuth_deg"]))
+        assert np.sin(d_az) == pytest.approx(np.sin((a1 - a0) % (2 * np.pi)), abs=1e-9)
+        assert np.cos(d_az) == pytest.approx(np.cos((a1 - a0) % (2 * np.pi)), abs=1e-9)
+        assert float(item["delta_radius"]) == pytest.approx(r1 - r0, abs=1e-9)
