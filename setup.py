@@ -1,7 +1,7 @@
 """Installs exactly the four packages of the project: data, zero123, reconstruction, elevation."""
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # Unpinned names: the exact CPU pins live in requirements.txt (GPU users keep their own CUDA torch).
 requirements = [
@@ -10,16 +10,21 @@ requirements = [
     if line.split("#")[0].strip() and not line.startswith(("pytest", "pyrender", "embreex", "tensorboard", "matplotlib"))
 ]
 
+PACKAGES = ("data", "zero123", "reconstruction", "elevation")
+
 setup(
     name="one2345",
     version="0.1.0",
     description="A clean re-implementation of One-2-3-45: single image to textured 3D mesh",
     python_requires=">=3.10",
-    packages=["data", "zero123", "reconstruction", "elevation"],
+    packages=find_packages(include=[f"{p}{s}" for p in PACKAGES for s in ("", ".*")]),
     install_requires=requirements,
     extras_require={
         "render": ["pyrender", "embreex"],
         "rembg": ["rembg", "onnxruntime"],
+        "sam": ["segment-anything"],  # GPU installs only: SAM needs torchvision (pulls a CUDA torch)
         "dev": ["pytest", "tensorboard", "matplotlib"],
+        # LPIPS needs torchvision, which replaces the CPU torch with a CUDA build: GPU installs only.
+        "lpips": ["lpips"],
     },
 )
