@@ -130,7 +130,7 @@ def render_object(asset: Path, object_id: str, out_root: Path, cfg: DatasetRende
         shutil.rmtree(stale, ignore_errors=True)
     if cfg.layout == "zero123":
         cameras, light = sample_zero123_views(cfg.zero123, rng)
-        out = backend.render(mesh, cameras, light)
+        out = backend.render(mesh, cameras, light, with_depth=False)
         with atomic_directory(out_root / object_id) as tmp:
             write_zero123_object(tmp, out, light, meta)
         return len(cameras)

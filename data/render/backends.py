@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -97,6 +98,17 @@ class BackendConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.name!r}")
 
 
+class RenderBackend(Protocol):
+    """What the dataset generator needs from a backend."""
+
+    name: str
+
+    def render(self, mesh: Mesh, cameras: Cameras, light: AreaLight | None = None,
+               with_depth: bool = True) -> RenderOutput:
+        """Colour on white + alpha for every camera; z-depth (world units, 0 = background) if ``with_depth``."""
+        ...
+
+
 class CpuBackend:
     """pyrender on the CPU; the area light becomes a directional light from its position towards the origin."""
 
@@ -105,7 +117,9 @@ class CpuBackend:
     def __init__(self, config: RenderConfig | None = None):
         self.config = config or RenderConfig(light="world", normals=False)
 
-    def render(self, mesh: Mesh, cameras: Cameras, light: AreaLight | None = None) -> RenderOutput:
+    def render(self, mesh: Mesh, cameras: Cameras, light: AreaLight | None = None,
+               with_depth: bool = True) -> RenderOutput:
+        """Render ``cameras``; depth always comes with the rasterisation (``with_depth`` is for the interface)."""
         cfg = self.config
         if light is not None and cfg.light == "world":
             direction = [-float(c) for c in light.position]
@@ -181,7 +195,9 @@ class BlenderBackend:
         self.command = find_blender(self.config.executable)
         self.crease_deg = crease_deg
 
-    def render(self, mesh: Mesh, cameras: Cameras, light: AreaLight | None = None) -> RenderOutput:
+    def render(self, mesh: Mesh, cameras: Cameras, light: AreaLight | None = None,
+               with_depth: bool = True) -> RenderOutput:
+        """Render ``cameras`` in Cycles; ``with_depth`` adds ray-cast depth and normals (else zeros / None)."""
         from data.render.raycast import RayCaster
 
         light = light or AreaLight()
@@ -199,6 +215,8 @@ class BlenderBackend:
                 raise RuntimeError(f"Blender render failed (exit {proc.returncode}, missing {missing[:3]}):\n{tail}")
             rgba = np.stack([np.asarray(Image.open(out_dir / f"{n}.png").convert("RGBA")) for n in names])
         rgb, alpha = straight_rgba_to_output(rgba)
+        if not with_depth:
+            return RenderOutput(rgb, alpha, torch.zeros_like(alpha), None, cameras)
         cast = RayCaster(mesh, self.crease_deg).render(cameras)
         shape = (len(cameras), 1, cameras.height, cameras.width)
         depth = cast.depth.reshape(shape).float()
@@ -206,7 +224,7 @@ class BlenderBackend:
         return RenderOutput(rgb, alpha, depth, normals, cameras)
 
 
-def make_backend(config: BackendConfig):
+def make_backend(config: BackendConfig) -> RenderBackend:
     """The backend named by ``config.name``."""
     if config.name == "cpu":
         return CpuBackend(config.cpu)
