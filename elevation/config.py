@@ -29,7 +29,8 @@ class MatcherConfig:
             mask at ``(y0, x1)`` (row of the first keypoint, column of the second); True uses ``(y0, x0)``.
         sift_ratio: Lowe ratio threshold of the SIFT matcher; a match's confidence is ``1 - ratio``.
         sift_contrast_threshold: SIFT detector contrast threshold (OpenCV default 0.04); 0.02 finds about twice
-            as many keypoints on rendered / generated views and halved the mean error in the benchmark.
+            as many keypoints on the smooth shading of rendered / generated views (fewer failed estimates in
+            ``scripts/bench_elevation.py``: 3 instead of 5 of 72).
         sift_max_features: at most this many SIFT keypoints per image (0 = unlimited).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     """
