@@ -166,6 +166,7 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str, weight
         "estimated_polar_deg_raw": None if est is None else float(est.polar_deg),
         "timings_s": {k: round(v, 4) for k, v in out.timings.items()},
         "total_s": round(sum(out.timings.values()), 4),
+        "cpu_timings_s": {k: round(v, 4) for k, v in out.cpu_timings.items()},
         "seed": out.seed,
         "view_seeds": out.view_seeds,
         "device": device,
@@ -220,9 +221,9 @@ def _slug(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from pipeline import One2345Pipeline, PipelineError, load_pipeline_config, required_weights, text_to_image
+    from pipeline import One2345Pipeline, PipelineError, load_pipeline_config, required_weights, text_to_image
 
+    try:
         cfg = load_pipeline_config(args.config, overrides=config_overrides(args))
         out_root = Path(args.output)
         check_output_root(out_root)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         check_readable(inputs)
         paths = resolve_all(required_weights(cfg, text_prompt=bool(args.prompt)))  # before any work
         pipe = One2345Pipeline.from_config(cfg, weight_paths={k: v for k, v in paths.items() if k != "text2image"})
-    except (UsageError, ConfigError, MissingWeightsError, PreprocessError) as exc:
+    except (UsageError, ConfigError, MissingWeightsError, PreprocessError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     weights = {name: str(paths.get(name, "random initialisation")) for name in ("zero123", "reconstruction", "loftr")}

@@ -39,8 +39,9 @@ from data.views import Views
 from data.weights import REGISTRY, resolve_all
 from elevation import ElevationConfig, ElevationError, ElevationEstimate, ElevationEstimator
 from elevation.loftr import LoFTRMatcher, build_loftr
+from reconstruction import CheckpointError as ReconstructionCheckpointError
 from reconstruction import ReconstructionConfig, ReconstructionError, Reconstructor
-from zero123 import Zero123Config, Zero123Pipeline
+from zero123 import CheckpointError, Zero123Config, Zero123Pipeline
 
 REPO_ROOT = Path(__file__).resolve().parent
 STAGE_NAMES = ("zero123", "elevation", "reconstruction")
@@ -62,6 +63,8 @@ class WeightsConfig:
     u2net: Optional[str] = "default"
     sam: Optional[str] = "default"
     text2image: Optional[str] = "default"
+    trust_pickled_checkpoints: bool = False
+    """Allow full unpickling of a Zero123 ``.ckpt`` that weights-only loading refuses (trusted files only)."""
 
 
 @dataclass
@@ -195,7 +198,8 @@ class PipelineOutput:
         elevation_failure: the estimator's error message when the fallback was used.
         mesh: coloured mesh in the pose.json world frame (z up, input camera at azimuth 30 deg, radius 1.2).
         reconstruction: the reconstruction stage's full output (mesh, SDF volume, frame).
-        timings: seconds per stage, in execution order.
+        timings: wall-clock seconds per stage, in execution order.
+        cpu_timings: process CPU seconds per stage (all threads), same keys except ``load_models``.
         seed: the run seed (each view's seed is listed in ``view_seeds``).
         warnings: notes for the user (fallbacks taken).
         random_weight_stages: stages that ran with random weights (outputs are meaningless then).
@@ -211,6 +215,7 @@ class PipelineOutput:
     mesh: Mesh
     reconstruction: Any
     timings: dict[str, float]
+    cpu_timings: dict[str, float]
     seed: int | None
     view_seeds: dict[str, int]
     warnings: list[str]
@@ -278,20 +283,23 @@ def required_weights(cfg: PipelineConfig, *, text_prompt: bool = False) -> dict[
 
 
 class _Timer:
+    """Wall-clock and process-CPU seconds per named stage (CPU time does not grow when the machine is shared)."""
+
     def __init__(self, device: torch.device):
-        self.device, self.timings = device, {}
+        self.device, self.timings, self.cpu_timings = device, {}, {}
 
     def __call__(self, name: str):
         timer = self
 
         class _Ctx:
             def __enter__(self):
-                self.t0 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def __exit__(self, *exc):
                 if timer.device.type == "cuda":
                     torch.cuda.synchronize(timer.device)
                 timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.t0
+                timer.cpu_timings[name] = timer.cpu_timings.get(name, 0.0) + time.process_time() - self.c0
 
         return _Ctx()
 
@@ -318,7 +326,14 @@ class One2345Pipeline:
             else:
                 warnings.warn("half precision needs CUDA; running Zero123 in float32 on the CPU", stacklevel=2)
         if "zero123" in paths:
-            zero123 = Zero123Pipeline.from_pretrained(str(paths["zero123"]), device=device, dtype=dtype)
+            try:
+                zero123 = Zero123Pipeline.from_pretrained(
+                    str(paths["zero123"]), device=device, dtype=dtype,
+                    allow_unsafe_pickle=cfg.weights.trust_pickled_checkpoints)
+            except CheckpointError as exc:
+                raise PipelineError(
+                    f"{exc}\nIf this is the official file from a trusted source, allow it with "
+                    "--set weights.trust_pickled_checkpoints=true") from exc
             zero123.cfg.sampling = cfg.zero123.sampling
         else:
             zero123 = Zero123Pipeline.from_config(cfg.zero123, device=device, dtype=dtype, seed=0)
@@ -326,7 +341,11 @@ class One2345Pipeline:
         if cfg.elevation_policy.polar_deg is None:
             estimator = build_estimator(cfg.elevation, paths.get("loftr"), device)
         if "reconstruction" in paths:
-            reconstructor = Reconstructor.from_official_checkpoint(paths["reconstruction"], device, cfg.reconstruction)
+            try:
+                reconstructor = Reconstructor.from_official_checkpoint(
+                    paths["reconstruction"], device, cfg.reconstruction)
+            except ReconstructionCheckpointError as exc:
+                raise PipelineError(str(exc)) from exc
         else:
             reconstructor = Reconstructor.from_config(cfg.reconstruction, device)
         return cls(cfg, zero123, estimator, reconstructor, device, time.perf_counter() - t0)
@@ -424,7 +443,7 @@ class One2345Pipeline:
         return PipelineOutput(
             input=pre, first_stage=first_views, nearby=nearby_views, polar_deg=polar, polar_source=source,
             estimate=estimate, elevation_failure=failure, mesh=recon.mesh, reconstruction=recon,
-            timings=timer.timings, seed=seed, view_seeds={v.name: view_seed(seed, v.name) for v in all_specs},
+            timings=timer.timings, cpu_timings=timer.cpu_timings, seed=seed, view_seeds={v.name: view_seed(seed, v.name) for v in all_specs},
             warnings=notes, random_weight_stages=cfg.random_weight_stages,
         )
 
@@ -461,4 +480,4 @@ def text_to_image(prompt: str, model: str | Path, cfg: TextToImageConfig, *, see
     return result.images[0].convert("RGB")
 
 
-assert set(WeightsConfig.__dataclass_fields__) <= set(REGISTRY) | {"text2image"}
+assert set(WeightsConfig.__dataclass_fields__) - {"trust_pickled_checkpoints"} <= set(REGISTRY)

@@ -72,6 +72,18 @@ def test_missing_weights_stop_before_any_model_is_built(tmp_path, monkeypatch):
     assert not built
 
 
+class _NotATensor:
+    pass
+
+
+def test_refused_pickle_says_how_to_allow_it(tmp_path):
+    ckpt = tmp_path / "zero123-xl.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "callbacks": _NotATensor()}, ckpt)
+    cfg = load_pipeline_config(TINY, overrides=[f"weights.zero123={ckpt}"])
+    with pytest.raises(PipelineError, match="weights.trust_pickled_checkpoints=true"):
+        One2345Pipeline.from_config(cfg)
+
+
 class Spy:
     """Records the Zero123 calls of a real (tiny) Zero123 pipeline and passes them through."""
 
