@@ -8,6 +8,7 @@ an odd supersampling factor whose centre sub-sample gives the depth at the exact
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,33 @@ def _single_sample(offscreen) -> None:
     offscreen._renderer.__class__ = SingleSampleRenderer
 
 
+#: One off-screen GL context per thread, reused across renderers while the framebuffer size stays the same:
+#: creating one (and compiling its shaders) costs about a second on llvmpipe. pyrender frees the previous scene's
+#: buffers on the next render; a size change deletes the context (unbinding every mesh) and makes a new one.
+_CONTEXTS: dict[int, tuple[tuple[int, int], object]] = {}
+
+
+def shared_offscreen(width: int, height: int):
+    """This thread's single-sample ``pyrender.OffscreenRenderer`` with a ``width`` x ``height`` framebuffer."""
+    import pyrender
+
+    key = threading.get_ident()
+    size, renderer = _CONTEXTS.get(key, (None, None))
+    if size != (width, height):
+        release_gl_context()
+        renderer = pyrender.OffscreenRenderer(width, height)
+        _single_sample(renderer)
+        _CONTEXTS[key] = ((width, height), renderer)
+    return renderer
+
+
+def release_gl_context() -> None:
+    """Delete this thread's cached GL context (e.g. before forking workers); the next render makes a new one."""
+    entry = _CONTEXTS.pop(threading.get_ident(), None)
+    if entry is not None:
+        entry[1].delete()
+
+
 def _pyrender_meshes(mesh: Mesh, cfg: RenderConfig):
     """(albedo mesh, normal mesh) pyrender meshes of ``mesh``."""
     import pyrender
@@ -121,28 +149,18 @@ class MeshRenderer:
         self._normal_node = self._scene.add(normal)
         self._camera = pyrender.IntrinsicsCamera(1.0, 1.0, 0.0, 0.0, znear=cfg.znear, zfar=cfg.zfar)
         self._camera_node = self._scene.add(self._camera, pose=np.eye(4))
-        self._renderer = None
-        self._size = None
         self._raycaster = None
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Release the GL context."""
-        if self._renderer is not None:
-            self._renderer.delete()
-            self._renderer = None
+        """Drop the scene (its GL buffers are freed by the next render on the shared context)."""
+        self._scene = None
 
     def __enter__(self) -> "MeshRenderer":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def __del__(self):  # best effort; EGL contexts are a limited resource
-        try:
-            self.close()
-        except Exception:
-            pass
 
     @property
     def raycaster(self) -> RayCaster:
@@ -151,23 +169,15 @@ class MeshRenderer:
             self._raycaster = RayCaster(self.mesh, self.config.crease_deg)
         return self._raycaster
 
-    def _offscreen(self, width: int, height: int):
-        import pyrender
-
-        if self._renderer is None or self._size != (width, height):
-            self.close()
-            self._renderer = pyrender.OffscreenRenderer(width, height)
-            _single_sample(self._renderer)
-            self._size = (width, height)
-        return self._renderer
-
     # ------------------------------------------------------------------ rendering
     def _rasterise(self, cameras: Cameras, need_normals: bool):
         """Full-resolution (s x) passes: albedo RGBA (N, H, W, 4) uint8, depth (N, H, W), normals RGB or None."""
         import pyrender
 
+        if self._scene is None:
+            raise RuntimeError("MeshRenderer was closed; create a new one")
         s = self.config.supersample
-        renderer = self._offscreen(cameras.width * s, cameras.height * s)
+        renderer = shared_offscreen(cameras.width * s, cameras.height * s)
         flat = pyrender.RenderFlags.FLAT
         albedo, depth, normals = [], [], []
         for pose, k in zip(cameras.c2w_opengl.numpy(), cameras.intrinsics.numpy()):
@@ -225,6 +235,6 @@ class MeshRenderer:
 
 
 def render_mesh(mesh: Mesh, cameras: Cameras, config: RenderConfig | None = None) -> RenderOutput:
-    """One-shot convenience: render ``mesh`` from ``cameras`` and release the GL context."""
+    """One-shot convenience: render ``mesh`` from ``cameras``."""
     with MeshRenderer(mesh, config) as renderer:
         return renderer.render(cameras)
