@@ -34,19 +34,16 @@ def hypothesis_cameras(candidate_polar_deg: Sequence[float], dtype: torch.dtype 
     return layout.cameras_for(views, dtype=dtype, compute_dtype=dtype)
 
 
-def hypothesis_projections(candidate_polar_deg: Sequence[float]) -> torch.Tensor:
-    """(C, 4, 3, 4) float32 projection matrices ``K @ inverse(c2w)[:3, :4]`` of the hypothesis cameras.
+def hypothesis_matrices(candidate_polar_deg: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projection and world-to-camera matrices of the hypothesis cameras, as the official solver computes them.
 
-    Computed as the official solver does: float32 matrix inverse of the float32 OpenCV c2w, then the float32
-    product with K (f 280 px, principal point (128, 128)).
+    float32 throughout: ``w2c = inverse(c2w)`` (float32 matrix inverse), ``P = K @ w2c[:3, :4]`` with K
+    (f 280 px, principal point (128, 128)).
+
+    Returns:
+        ``(projection (C, 4, 3, 4), world_to_camera (C, 4, 4, 4))`` float32, indexed [candidate, nearby view].
     """
     cams = hypothesis_cameras(candidate_polar_deg, torch.float32)
     k = conv.intrinsics_matrix().to(torch.float32)
     w2c = torch.linalg.inv(cams.c2w)
-    return (k @ w2c[:, :3, :4]).reshape(-1, 4, 3, 4)
-
-
-def hypothesis_world_to_camera(candidate_polar_deg: Sequence[float]) -> torch.Tensor:
-    """(C, 4, 4, 4) float32 world-to-camera matrices (float32 inverse of the hypothesis c2w)."""
-    cams = hypothesis_cameras(candidate_polar_deg, torch.float32)
-    return torch.linalg.inv(cams.c2w).reshape(-1, 4, 4, 4)
+    return (k @ w2c[:, :3, :4]).reshape(-1, 4, 3, 4), w2c.reshape(-1, 4, 4, 4)

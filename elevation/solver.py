@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from data import conventions as conv
-from elevation.hypothesis import hypothesis_projections, hypothesis_world_to_camera
+from elevation.hypothesis import hypothesis_matrices
 from elevation.matches import NUM_VIEWS, MatchSet
 
 #: Start views of the official error (view 3 is never a start).
@@ -158,8 +158,7 @@ def per_view_errors(
         (0 when no association is kept).
     """
     associations = build_associations(matches) if associations is None else associations
-    proj = hypothesis_projections(candidate_polar_deg)  # (C, 4, 3, 4)
-    w2c = hypothesis_world_to_camera(candidate_polar_deg)  # (C, 4, 4, 4)
+    proj, w2c = hypothesis_matrices(candidate_polar_deg)  # (C, 4, 3, 4), (C, 4, 4, 4)
     n_cand = proj.shape[0]
     errors = torch.zeros(n_cand, len(START_VIEWS), 2, dtype=torch.float32)
     for si, start in enumerate(START_VIEWS):
