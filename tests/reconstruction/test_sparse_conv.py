@@ -291,3 +291,15 @@ def test_to_dense_scatters_sites_by_stride():
     assert volume[0, :, 0, 1, 2].tolist() == [1.0, -1.0] and volume[1, :, 3, 0, 1].tolist() == [2.0, -2.0]
     assert volume[0, :, 1, 1, 1].tolist() == [3.0, -3.0]
     assert float(mask.sum()) == 3 and float(volume.abs().sum()) == 12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stride_one_transposed_conv_uses_the_mirrored_offsets(backend):
+    torch.manual_seed(10)
+    coords = random_sparse_coords(7, 0.4, batches=1, seed=11)
+    feats = torch.randn(coords.shape[0], 2, dtype=torch.float64)
+    kernel = torch.randn(27, 2, 3, dtype=torch.float64)
+    out = sparse_conv3d(SparseTensor(coords, feats), kernel, 3, stride=1, transposed=True, backend=backend)
+    expected = reference_conv(coords, feats, coords, kernel, 1, 3, transposed=True)
+    assert torch.equal(out.coords, coords)
+    torch.testing.assert_close(out.feats, expected, rtol=1e-10, atol=1e-10)
