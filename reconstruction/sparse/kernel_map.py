@@ -9,13 +9,15 @@ Facts reproduced from torchsparse v1.4.0 (``nn/utils/kernel.py``, ``nn/functiona
 * A conv with stride 1 keeps the input sites. A strided conv (stride 2, kernel 3) outputs every site
   ``q + s * o`` (q an input site, o a kernel offset, s the input tensor stride) whose spatial coordinates are
   multiples of ``2 s`` and not below the per-axis minimum of the input coordinates; there is no upper bound.
-  When the stride equals the kernel size the output sites are ``floor(q / (2 s)) * 2 s``. Output sites are
-  deduplicated and sorted by (batch, x, y, z).
+  When the stride equals the kernel size the output sites are ``floor(q / (2 s)) * 2 s`` (see
+  ``downsample.py``). Output sites are deduplicated and sorted by (batch, x, y, z).
 * Neighbour map: output site p takes input site ``p + s * o_k`` for offset k; a transposed conv reuses the map
   of the matching strided conv in the other direction and outputs on the finer level's sites.
 
-A ``KernelMap`` stores this as a dense table ``out_to_in`` of shape (M_out, K): the input row feeding output p
-through offset k, or M_in where there is none (a zero row is appended to the features before gathering).
+A ``KernelMap`` stores this as a table ``out_to_in`` of shape (M_out, K): the input row feeding output p
+through offset k, or M_in where there is none (a zero row is appended to the features before gathering), and
+the reverse table for transposed convs and input gradients. Tables are filled from linearised coordinate keys
+through a direct-address lookup over the sites' box, or sorted keys + ``searchsorted`` for large sparse boxes.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Coordinates are rows ``[x, y, z, batch]`` in fine-grid units (batch index last, as torchsparse 1.4); a tensor at
 tensor stride ``s`` has coordinates that are multiples of ``s`` after downsampling. Tensors derived from one
-input share a ``SparseCache`` (coordinate sets per stride, coordinate indexes, kernel maps) by reference, so the
+input share a ``SparseCache`` (site sets per stride, cell coordinates, kernel maps, dense plans) by reference, so the
 neighbour maps of a level are built once and reused by every conv of that level and by the transposed convs
 that come back to it.
 """
