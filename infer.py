@@ -164,6 +164,7 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str, weight
         "elevation_failure": out.elevation_failure,
         "confidence": None if est is None else float(est.confidence),
         "estimated_polar_deg_raw": None if est is None else float(est.polar_deg),
+        "elevation_estimate": None if est is None or not hasattr(est, "to_dict") else est.to_dict(),
         "timings_s": {k: round(v, 4) for k, v in out.timings.items()},
         "total_s": round(sum(out.timings.values()), 4),
         "cpu_timings_s": {k: round(v, 4) for k, v in out.cpu_timings.items()},
