@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.random_weight_stages:
         print(f"NOTE: {', '.join(cfg.random_weight_stages)} use RANDOM weights: outputs are meaningless "
               "(smoke test only).", file=sys.stderr)
-    jobs: list[tuple[str, object, dict]] = [(p.stem, p, {}) for p in inputs]
+    stems = [p.stem for p in inputs]
+    jobs: list[tuple[str, object, dict]] = [  # a.png + a.jpg in one folder -> a_png, a_jpg
+        (p.stem if stems.count(p.stem) == 1 else f"{p.stem}_{p.suffix[1:].lower()}", p, {}) for p in inputs]
     if args.prompt:
         t0 = time.perf_counter()
         image = text_to_image(args.prompt, paths["text2image"], cfg.text_to_image, seed=cfg.seed, device=pipe.device)

@@ -319,6 +319,9 @@ class One2345Pipeline:
         t0 = time.perf_counter()
         paths = weight_paths if weight_paths is not None else resolve_all(required_weights(cfg))
         device = resolve_device(cfg.device)
+        if cfg.preprocess.device == "auto":  # SAM follows the pipeline's device
+            cfg = copy.deepcopy(cfg)
+            cfg.preprocess.device = str(device)
         dtype = torch.float32
         if cfg.half:
             if device.type == "cuda":

@@ -17,6 +17,7 @@ All errors are :class:`PreprocessError` naming the file and the fix.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 from dataclasses import dataclass, field
@@ -55,8 +56,8 @@ class PreprocessConfig:
     """Official demo option: scale RGBA by 0.8, then reset alpha > 200 to 255."""
     grabcut_iterations: int = 5
     """GrabCut iterations of the weight-free fallback."""
-    device: str = "cpu"
-    """Device for SAM."""
+    device: str = "auto"
+    """Device for SAM (auto: CUDA when available; SAM is only chosen automatically on CUDA)."""
 
 
 @dataclass(frozen=True)
@@ -144,24 +145,38 @@ def grabcut_alpha(rgb: np.ndarray, iterations: int = 5) -> np.ndarray:
     return ((fg == 1) | holes).astype(np.uint8) * 255
 
 
-def rembg_alpha(image: Image.Image, model_path: Path) -> np.ndarray:
-    """rembg (U^2-Net) alpha with alpha matting, as the official rough box. (H, W) uint8."""
+@functools.lru_cache(maxsize=1)
+def _rembg_session(model_path: Path):
     import os
 
     os.environ["U2NET_HOME"] = str(model_path.parent)  # rembg looks for <U2NET_HOME>/u2net.onnx
     import rembg
 
-    session = rembg.new_session("u2net")
-    out = rembg.remove(image.convert("RGBA"), alpha_matting=True, session=session)
+    return rembg.new_session("u2net")
+
+
+def rembg_alpha(image: Image.Image, model_path: Path) -> np.ndarray:
+    """rembg (U^2-Net) alpha with alpha matting, as the official rough box. (H, W) uint8."""
+    import rembg
+
+    out = rembg.remove(image.convert("RGBA"), alpha_matting=True, session=_rembg_session(Path(model_path)))
     return np.asarray(out)[..., 3].copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _sam_predictor(checkpoint: Path, device: str):
+    from segment_anything import SamPredictor, sam_model_registry
+
+    return SamPredictor(sam_model_registry["vit_h"](checkpoint=str(checkpoint)).to(device))
+
+
+def _device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def sam_alpha(rgb: np.ndarray, box_xyxy: tuple[int, int, int, int], checkpoint: Path, device: str) -> np.ndarray:
     """SAM ViT-H mask inside a box; the LAST of the three multimask outputs (official). (H, W) uint8."""
-    from segment_anything import SamPredictor, sam_model_registry
-
-    model = sam_model_registry["vit_h"](checkpoint=str(checkpoint)).to(device)
-    predictor = SamPredictor(model)
+    predictor = _sam_predictor(Path(checkpoint), _device(device))
     predictor.set_image(rgb)
     masks, _, _ = predictor.predict(box=np.asarray(box_xyxy), multimask_output=True)
     return masks[-1].astype(np.uint8) * 255
@@ -203,7 +218,7 @@ def available_segmenter(cfg: PreprocessConfig, download: bool = True) -> tuple[s
         u2net, why = weights_mod.try_resolve("u2net", download=download)
         if u2net is not None:
             paths = {"u2net": u2net}
-            if importlib.util.find_spec("segment_anything") is not None and cfg.device.startswith("cuda"):
+            if importlib.util.find_spec("segment_anything") is not None and _device(cfg.device).startswith("cuda"):
                 sam, _ = weights_mod.try_resolve("sam", download=download)
                 if sam is not None:
                     return "sam", {**paths, "sam": sam}, ""
