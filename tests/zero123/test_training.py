@@ -169,3 +169,22 @@ def test_view_holdout_keeps_target_views_out_of_training(tmp_path):
     val = [dm.val[i] for i in range(2)]
     assert all(it["cond_index"] < 4 and it["target_index"] in (4, 5) for it in val)
     assert [it["target_index"] for it in val] == [dm.val[i]["target_index"] for i in range(2)]  # fixed pairs
+
+
+def test_pose_reaches_the_loss_and_its_gradient(tmp_path):
+    from data.datasets.rendered import Zero123PairsDataset, collate
+    from zero123.training.lit_module import batch_pose_code
+
+    write_synthetic_dataset(tmp_path, objects=2, views=4)
+    batch = collate([Zero123PairsDataset(tmp_path, image_size=64, seed=0)[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = Zero123Model(load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model)
+    module = Zero123LitModule(model, Zero123TrainConfig())
+    code = batch_pose_code(batch)
+    z, concat, embeds = module.encode_batch(batch, torch.Generator().manual_seed(0))
+    loss = module.diffusion_loss(z, concat, embeds, code, torch.Generator().manual_seed(1))
+    other = module.diffusion_loss(z, concat, embeds, code + 1.0, torch.Generator().manual_seed(1))
+    assert loss.item() != other.item()
+    loss.backward()
+    assert model.cc_projection.weight.grad[:, -4:].abs().sum() > 0
+    assert model.image_encoder.vision_model.post_layernorm.weight.grad is None  # CLIP frozen
