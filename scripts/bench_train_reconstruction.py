@@ -138,7 +138,8 @@ def reconstruct(model: ReconstructionModel, cfg, obj: TrainingObject, resolution
         return None
 
 
-def plot_loss_curve(metrics_csv: Path, out_png: Path) -> None:
+def plot_loss_curve(metrics_csvs: list[Path], out_png: Path) -> None:
+    """Loss terms per step from Lightning CSV logs (several files = a resumed run, concatenated)."""
     import csv
 
     import matplotlib
@@ -146,7 +147,7 @@ def plot_loss_curve(metrics_csv: Path, out_png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(metrics_csv.open()))
+    rows = [r for path in metrics_csvs for r in csv.DictReader(Path(path).open())]
     keys = ("train/total", "train/color", "train/eikonal", "train/foreground_mask")
     fig, ax = plt.subplots(figsize=(7, 4))
     for key in keys:
@@ -174,12 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(REPO / "configs/train/reconstruction_cpu.yaml"))
     p.add_argument("--output", default=str(REPO / "outputs/bench_train_reconstruction"))
     p.add_argument("--meshes", default=str(REPO.parent / "shared/data/meshes"))
+    p.add_argument("--renders", default=None, help="render cache folder (default <output>/renders)")
     p.add_argument("--train-polars", default="60,85", help="polar angles (deg) of the training rigs")
     p.add_argument("--eval-polar", type=float, default=72.0, help="polar angle (deg) of the held-out rigs")
     p.add_argument("--max-train-objects", type=int, default=0, help="0 = all training meshes")
     p.add_argument("--mesh-resolution", type=int, default=96,
                    help="marching-cubes grid (normalised [-1, 1]^3) of the evaluated network meshes")
     p.add_argument("--hull-resolution", type=int, default=96, help="carving grid of the visual hull (same box)")
+    p.add_argument("--previous-metrics", nargs="*", default=[], type=Path,
+                   help="metrics.csv of the run a resumed run continues (prepended to the loss curve)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is ~10x faster than 2 on a machine shared by many processes)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [f"trainer.output_dir={out / 'train'}", *args.overrides]
     cfg = load_training_config(args.config, overrides)
     size = cfg.data.image_size
-    cache = out / "renders"
+    cache = Path(args.renders) if args.renders else out / "renders"
 
     t0 = time.time()
     train_specs = TRAIN_MESHES[: args.max_train_objects or None]
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chamfer": float(np.mean([r[n]["chamfer"] for r in rows]))} for n in names}
     metrics_csv = Path(trainer.loggers[0].log_dir) / "metrics.csv"
     if metrics_csv.is_file():
-        plot_loss_curve(metrics_csv, out / "loss_curve.png")
+        plot_loss_curve([*args.previous_metrics, metrics_csv], out / "loss_curve.png")
     result = {
         "config": str(args.config), "overrides": overrides, "image_size": size,
         "volume_resolution": cfg.model.volume_resolution,

@@ -18,8 +18,9 @@ class TrainDataConfig:
         layout: ``"official"`` (``zero12345_narrow`` + pose/split JSON, spec 11.1) or ``"renders"`` (this
             project's rendered reconstruction dataset, see ``scripts/render_dataset.py``).
         root: dataset folder.
-        train_split, val_split: split names (official: keys of ``lvis_split_cc_by.json``; renders: split files
-            or sub-folders of the rendered dataset).
+        train_split, val_split: official: keys of ``lvis_split_cc_by.json``; renders: split list files (one
+            object id per line, absolute or relative to ``root``), ``""``/null = every object (train) / no validation.
+        num_main_views: ground-truth main views per object (8; a sample's reference and target are among them).
         image_size: square size the images are resized to (official 256); intrinsics follow.
         gt_source_probability: per sample, probability of ground-truth source views instead of Zero123's
             predictions (official: 0 = predicted sources, ground-truth targets).
@@ -32,8 +33,9 @@ class TrainDataConfig:
 
     layout: str = "official"
     root: str = ""
-    train_split: str = "train"
-    val_split: str = "val"
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    num_main_views: int = 8
     image_size: int = 256
     gt_source_probability: float = 0.0
     num_workers: int = 2

@@ -21,7 +21,7 @@ from reconstruction.training.config import TrainReconstructionConfig
 from reconstruction.training.lit_module import ReconstructionLitModule
 from reconstruction.training.samples import ObjectReader, TrainingSampleDataset
 
-LAYOUTS = ("official",)
+LAYOUTS = ("official", "renders")
 
 
 def load_training_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainReconstructionConfig:
@@ -39,26 +39,45 @@ def load_training_config(path: str | Path | None, overrides: Sequence[str] = ())
     return cfg
 
 
-def build_readers(cfg: TrainReconstructionConfig) -> tuple[ObjectReader, ObjectReader]:
-    """Train and validation readers of ``cfg.data`` (the official layout)."""
+def _split_list(root: Path, split: str | None) -> Path | None:
+    """A rendered dataset's split: a list file (absolute or relative to the root); empty = every object."""
+    if not split:
+        return None
+    for path in (Path(split), root / split):
+        if path.is_file():
+            return path
+    raise ConfigError(f"split list '{split}' not found (looked for {split} and {root / split}); give a file with "
+                      "one object id per line, or '' for every object")
+
+
+def build_readers(cfg: TrainReconstructionConfig) -> tuple[ObjectReader, ObjectReader | None]:
+    """Train and validation readers of ``cfg.data``: the official layout or our rendered datasets."""
     d = cfg.data
     if not d.root:
         raise ConfigError("data.root is empty: set it to the dataset folder (e.g. data.root=/data/one2345)")
-    return (One2345OfficialDataset(d.root, d.train_split, d.image_size),
-            One2345OfficialDataset(d.root, d.val_split, d.image_size))
+    if d.layout == "official":
+        return (One2345OfficialDataset(d.root, d.train_split, d.image_size),
+                One2345OfficialDataset(d.root, d.val_split, d.image_size) if d.val_split else None)
+    from data.datasets.rendered import RenderedReconstructionDataset
+
+    root = Path(d.root)
+    train = RenderedReconstructionDataset(root, _split_list(root, d.train_split), "auto", d.image_size)
+    val = (RenderedReconstructionDataset(root, _split_list(root, d.val_split), "auto", d.image_size)
+           if d.val_split else None)
+    return train, val
 
 
 def build_loaders(cfg: TrainReconstructionConfig, train_reader: ObjectReader, val_reader: ObjectReader | None):
     d = cfg.data
-    train_set = TrainingSampleDataset(train_reader, d.gt_source_probability, cache=d.cache,
+    train_set = TrainingSampleDataset(train_reader, d.gt_source_probability, d.num_main_views, cache=d.cache,
                                       source_views=d.source_views)
     workers = d.num_workers
     train = DataLoader(train_set, batch_size=1, shuffle=True, num_workers=workers,
                        persistent_workers=workers > 0, drop_last=False)
     val = None
     if val_reader is not None and len(val_reader) > 0 and d.val_objects > 0:
-        val_set = TrainingSampleDataset(val_reader, d.gt_source_probability, fixed_target=True, cache=d.cache,
-                                        source_views=d.source_views)
+        val_set = TrainingSampleDataset(val_reader, d.gt_source_probability, d.num_main_views, fixed_target=True,
+                                        cache=d.cache, source_views=d.source_views)
         val = DataLoader(val_set, batch_size=1, shuffle=False, num_workers=0)
     return train, val
 
@@ -111,6 +130,8 @@ def fit(cfg: TrainReconstructionConfig, readers: tuple[ObjectReader, ObjectReade
     if cfg.trainer.resume and not Path(cfg.trainer.resume).is_file():
         raise FileNotFoundError(f"trainer.resume: checkpoint not found: {cfg.trainer.resume}")
     trainer.fit(module, train_loader, val_loader, ckpt_path=cfg.trainer.resume)
+    # a run stopped by max_time ends between periodic checkpoints: keep its final state resumable too
+    trainer.save_checkpoint(Path(cfg.trainer.output_dir) / "checkpoints" / "last.ckpt")
     return module, trainer
 
 
