@@ -120,7 +120,8 @@ class PipelineConfig:
     label: str = ""
     """Free text copied into result.json (tiny configs say they use random weights)."""
     stage_configs: dict[str, str] = field(default_factory=dict)
-    """Optional stage YAML files (zero123/elevation/reconstruction -> path) used as the base of those sections."""
+    """Stage YAML files (zero123/elevation/reconstruction -> path, relative paths from the repository root) used
+    as the base of those sections; the sections' own keys and command-line overrides win."""
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
