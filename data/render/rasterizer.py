@@ -100,13 +100,16 @@ def release_gl_context() -> None:
         entry[1].delete()
 
 
+def _needs_normals(cfg: RenderConfig) -> bool:
+    return cfg.normals or (cfg.shading == "lit" and cfg.light != "none")
+
+
 def _pyrender_meshes(mesh: Mesh, cfg: RenderConfig):
-    """(albedo mesh, normal mesh) pyrender meshes of ``mesh``."""
+    """(albedo mesh, normal mesh or None when the config needs no normals) pyrender meshes of ``mesh``."""
     import pyrender
 
     verts = mesh.vertices.detach().cpu().numpy().astype(np.float32)
     faces = mesh.faces.cpu().numpy()
-    normals = corner_normals(verts, faces, cfg.crease_deg).astype(np.float32)  # (F, 3, 3)
     base = list(cfg.default_color) + [1.0]
     texture = colors = uv = None
     if mesh.texture is not None and mesh.uv is not None:
@@ -122,6 +125,9 @@ def _pyrender_meshes(mesh: Mesh, cfg: RenderConfig):
     tris = pyrender.constants.GLTF.TRIANGLES
     albedo = pyrender.Primitive(positions=verts, texcoord_0=uv, color_0=colors, indices=faces,
                                 material=material(base, texture), mode=tris)
+    if not _needs_normals(cfg):
+        return pyrender.Mesh([albedo]), None
+    normals = corner_normals(verts, faces, cfg.crease_deg).astype(np.float32)  # (F, 3, 3)
     # normal pass: un-indexed corners so UV-seam duplicates do not split the interpolated normal
     corner_pos = verts[faces].reshape(-1, 3)
     corner_col = (normals.reshape(-1, 3) + 1.0) / 2.0
@@ -146,7 +152,7 @@ class MeshRenderer:
         self._scene = pyrender.Scene(bg_color=list(cfg.background) + [0.0], ambient_light=[0.0] * 3)
         albedo, normal = _pyrender_meshes(mesh, cfg)
         self._albedo_node = self._scene.add(albedo)
-        self._normal_node = self._scene.add(normal)
+        self._normal_node = self._scene.add(normal) if normal is not None else None
         self._camera = pyrender.IntrinsicsCamera(1.0, 1.0, 0.0, 0.0, znear=cfg.znear, zfar=cfg.zfar)
         self._camera_node = self._scene.add(self._camera, pose=np.eye(4))
         self._raycaster = None
@@ -184,7 +190,9 @@ class MeshRenderer:
             self._camera.fx, self._camera.fy = float(k[0, 0]) * s, float(k[1, 1]) * s
             self._camera.cx, self._camera.cy = float(k[0, 2]) * s, float(k[1, 2]) * s
             self._scene.set_pose(self._camera_node, pose)
-            self._albedo_node.mesh.is_visible, self._normal_node.mesh.is_visible = True, False
+            self._albedo_node.mesh.is_visible = True
+            if self._normal_node is not None:
+                self._normal_node.mesh.is_visible = False
             color, z = renderer.render(self._scene, flags=flat | pyrender.RenderFlags.RGBA)
             albedo.append(color)
             depth.append(z)
@@ -205,7 +213,7 @@ class MeshRenderer:
         cfg, s = self.config, self.config.supersample
         cams = cameras.to("cpu", torch.float64)
         lit = cfg.shading == "lit" and cfg.light != "none"
-        need_normals = cfg.normals or lit
+        need_normals = _needs_normals(cfg)
         albedo_np, depth_np, normal_np = self._rasterise(cams, need_normals)
         rgba = torch.from_numpy(albedo_np).permute(0, 3, 1, 2).float() / 255.0
         cover = (rgba[:, 3:4] > 0).float()
