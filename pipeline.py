@@ -330,10 +330,13 @@ class One2345Pipeline:
             else:
                 warnings.warn("half precision needs CUDA; running Zero123 in float32 on the CPU", stacklevel=2)
         if "zero123" in paths:
+            # a single LDM file carries no geometry: the zero123 section describes it (official full size by
+            # default); a weight folder carries its own config
+            geometry = {"config": cfg.zero123} if Path(paths["zero123"]).is_file() else {}
             try:
                 zero123 = Zero123Pipeline.from_pretrained(
                     str(paths["zero123"]), device=device, dtype=dtype,
-                    allow_unsafe_pickle=cfg.weights.trust_pickled_checkpoints)
+                    allow_unsafe_pickle=cfg.weights.trust_pickled_checkpoints, **geometry)
             except CheckpointError as exc:
                 raise PipelineError(
                     f"{exc}\nIf this is the official file from a trusted source, allow it with "

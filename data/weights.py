@@ -267,8 +267,8 @@ def format_missing(missing: list[tuple[WeightSpec, str, str]]) -> str:
     lines += [
         "Supply them in any of these ways:",
         f"  * download them once with network access: python scripts/download_weights.py --only {names}",
-        "    (fills the Hugging Face cache; copy that cache folder to an offline machine), or unset HF_HUB_OFFLINE"
-        " to download on first use;",
+        "    (fills the Hugging Face cache; copy that cache folder to an offline machine), or set HF_HUB_OFFLINE=0"
+        " to download on first use (make infer HF_HUB_OFFLINE=0 IMAGE=...);",
         "  * point the config at local copies, e.g. infer.py ... --set weights."
         + missing[0][0].name
         + "=/path/to/"

@@ -72,6 +72,41 @@ def test_missing_weights_stop_before_any_model_is_built(tmp_path, monkeypatch):
     assert not built
 
 
+def test_weights_in_the_official_layouts_are_loaded(tmp_path):
+    """Local files in the official key layouts (LDM .ckpt, ckpt_215000.pth dict, LoFTR Lightning ckpt) go through
+    the registry into the stages: the loaded parameters are the written ones."""
+    from elevation.loftr import LoFTRMatcher, build_loftr
+    from reconstruction.model import CHECKPOINT_KEYS, ReconstructionModel
+    from zero123 import Zero123Pipeline
+    from zero123.checkpoints.ldm import export_ldm_state_dict
+
+    cfg_tiny = load_pipeline_config(TINY)
+    torch.manual_seed(123)
+    z = Zero123Pipeline.from_config(cfg_tiny.zero123, seed=123)
+    torch.save({"state_dict": export_ldm_state_dict(z.model)}, tmp_path / "zero123-xl.ckpt")
+    rec = ReconstructionModel()
+    flat = rec.state_dict()
+    torch.save({top: {k[len(top) + 1:]: v for k, v in flat.items() if k.startswith(top + ".")}
+                for top in CHECKPOINT_KEYS}, tmp_path / "ckpt_215000.pth")
+    loftr = build_loftr(None)
+    torch.save({"state_dict": {f"matcher.{k}": v for k, v in loftr.state_dict().items()}},
+               tmp_path / "indoor_ds_new.ckpt")
+    cfg = load_pipeline_config(TINY, overrides=[f"weights.zero123={tmp_path / 'zero123-xl.ckpt'}",
+                                                f"weights.reconstruction={tmp_path / 'ckpt_215000.pth'}",
+                                                f"weights.loftr={tmp_path / 'indoor_ds_new.ckpt'}"])
+    assert cfg.random_weight_stages == ()
+    pipe = One2345Pipeline.from_config(cfg)
+
+    def same(a, b):
+        return all(torch.equal(a[k].float().cpu(), b[k].float().cpu()) for k in b)
+
+    assert same(pipe.zero123.model.unet.state_dict(), z.model.unet.state_dict())
+    assert same(pipe.zero123.model.image_encoder.state_dict(), z.model.image_encoder.state_dict())
+    assert same(pipe.reconstructor.model.state_dict(), {k: v for k, v in flat.items() if "num_batches" not in k})
+    assert isinstance(pipe.estimator.matcher, LoFTRMatcher)
+    assert same(pipe.estimator.matcher.model.state_dict(), loftr.state_dict())
+
+
 class _NotATensor:
     pass
 
