@@ -79,8 +79,8 @@ def test_export_formats_use_the_official_frame(estimated, tmp_path):
 @pytest.mark.slow
 def test_given_angle_skips_estimation(tmp_path):
     image = require_shared(IMAGE)
-    # elevation 30 deg above the horizon = polar 60 <= 75: the second ring is 30 deg lower (ids 4..7)
-    assert run(image, "--output", tmp_path, "--config", TINY, "--elevation-deg", 30, "--format", "obj") == 0
+    # polar 60 <= 75: the second ring is 30 deg lower (ids 4..7)
+    assert run(image, "--output", tmp_path, "--config", TINY, "--polar-deg", 60, "--format", "obj") == 0
     folder = tmp_path / image.stem
     result = json.loads((folder / "result.json").read_text())
     assert result["polar_source"] == "user" and result["polar_deg"] == 60.0 and not result["fallback_used"]
@@ -184,6 +184,14 @@ def test_fully_transparent_image_fails_with_its_reason(tmp_path, capsys):
     assert run(empty, "--output", tmp_path / "o", "--config", TINY, "--polar-deg", 90) == 1
     assert "fully transparent" in capsys.readouterr().err
     assert not (tmp_path / "o" / "empty").exists()
+
+
+def test_angle_flags_become_the_polar_angle():
+    parse = infer.build_parser().parse_args
+    assert "elevation_policy.polar_deg=60.0" in infer.config_overrides(parse(["x.png", "--polar-deg", "60"]))
+    assert "elevation_policy.polar_deg=100.0" in infer.config_overrides(parse(["x.png", "--elevation-deg", "-10"]))
+    with pytest.raises(SystemExit):  # both at once is refused by argparse
+        parse(["x.png", "--polar-deg", "60", "--elevation-deg", "30"])
 
 
 def test_folder_lists_its_images(tmp_path):
