@@ -42,7 +42,7 @@ def write_dataset(root: Path, names=("obj_a", "obj_b"), size: int = SIZE) -> Pat
 def test_predicts_resumes_and_shards(tmp_path, capsys):
     data = write_dataset(tmp_path / "ds")
     tiny = str(ROOT / "configs/zero123/tiny.yaml")
-    args = ["--zero123-config", tiny, "--steps", "1", "--num-shards", "2", "--shard", "1"]
+    args = ["--zero123-config", tiny, "--steps", "2", "--num-shards", "2", "--shard", "1"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -75,7 +75,6 @@ def test_bad_inputs(tmp_path, capsys):
         predict_nearby_views.main_view_specs(tmp_path / "broken")
 
 
-@pytest.mark.slow
 def test_renders_layout_feeds_the_trainer(tmp_path):
     from reconstruction.training.fit import build_loaders, build_readers, load_training_config
 
