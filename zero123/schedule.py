@@ -41,7 +41,13 @@ def official_ddim_grid(num_steps: int, num_train_timesteps: int = 1000) -> np.nd
         raise ValueError(
             f"official DDIM needs 2 <= num_inference_steps <= {num_train_timesteps // 2}, got {num_steps}"
         )
-    return np.arange(0, num_train_timesteps, num_train_timesteps // num_steps) + 1
+    grid = np.arange(0, num_train_timesteps, num_train_timesteps // num_steps) + 1
+    if grid[-1] >= num_train_timesteps:  # e.g. S = 3: stride 333 reaches t = 1000 (the official sampler fails too)
+        raise ValueError(
+            f"official DDIM with {num_steps} steps would use timestep {grid[-1]} >= {num_train_timesteps}; "
+            "choose another step count (e.g. 4, 5, 10, 50, 75)"
+        )
+    return grid
 
 
 def official_ddim_schedule(alphas_cumprod: torch.Tensor, num_steps: int, eta: float = 1.0) -> DDIMSchedule:

@@ -94,6 +94,8 @@ def test_dpm_solver_uses_its_step_count(pipe, images, monkeypatch):
 
 def test_official_step_counts():
     assert executed_steps("ddim", 75) == 76 and executed_steps("ddim", 50) == 49
+    with pytest.raises(ValueError, match="timestep 1000"):
+        executed_steps("ddim", 3)
     assert executed_steps("dpmsolver++", 20) == 20
 
 
@@ -120,3 +122,10 @@ def test_bad_inputs_fail_clearly(pipe, images):
 def test_whiten_near_white():
     x = torch.tensor([252, 253, 255, 10], dtype=torch.float32) / 255
     assert torch.equal(whiten_near_white(x), torch.stack([x[0], torch.tensor(1.0), torch.tensor(1.0), x[3]]))
+
+
+def test_bfloat16_sampling_runs_and_keeps_latents_float32(images):
+    pipe = Zero123Pipeline.from_config("configs/zero123/tiny.yaml", dtype=torch.bfloat16, seed=0)
+    assert pipe.model.unet.dtype == torch.bfloat16 and pipe.model.cc_projection.weight.dtype == torch.float32
+    out = pipe.generate(images[:1], poses(1), num_inference_steps=STEPS, seeds=0, progress=False)
+    assert out.dtype == torch.float32 and out.shape == (1, 3, 256, 256) and torch.isfinite(out).all()

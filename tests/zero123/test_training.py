@@ -112,7 +112,8 @@ def test_tiny_run_checkpoints_and_resumes_exactly(tmp_path):
     from zero123.training.run import run_training
 
     write_synthetic_dataset(tmp_path / "data")
-    summary = run_training(TINY_TRAIN, tiny_overrides(tmp_path / "data", tmp_path / "a"))
+    summary = run_training(TINY_TRAIN, tiny_overrides(tmp_path / "data", tmp_path / "a",
+                                                      **{"trainer.gradient_checkpointing": "true"}))
     assert summary["global_step"] == 2
     assert {"train/loss", "val/loss_true_pose", "val/loss_shuffled_pose"} <= set(summary["metrics"])
     ckpts = sorted((tmp_path / "a" / "checkpoints").glob("step*.ckpt"))
@@ -188,3 +189,18 @@ def test_pose_reaches_the_loss_and_its_gradient(tmp_path):
     loss.backward()
     assert model.cc_projection.weight.grad[:, -4:].abs().sum() > 0
     assert model.image_encoder.vision_model.post_layernorm.weight.grad is None  # CLIP frozen
+
+
+def test_init_from_an_sd_unet_widens_conv_in(tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from zero123.training.config import InitConfig
+    from zero123.training.init import initial_model
+
+    cfg = load_zero123_config(ROOT / "configs/zero123/tiny.yaml")
+    sd_unet = UNet2DConditionModel(**{**cfg.model.unet.to_diffusers(), "in_channels": 4})
+    sd_unet.save_pretrained(tmp_path / "sd" / "unet")
+    _, model = initial_model(InitConfig(kind="sd_unet", path=str(tmp_path / "sd")), str(ROOT / "configs/zero123/tiny.yaml"))
+    w = model.unet.conv_in.weight.detach()
+    assert torch.equal(w[:, :4], sd_unet.conv_in.weight.detach()) and not w[:, 4:].any()
+    assert torch.equal(model.unet.conv_out.weight, sd_unet.conv_out.weight)
