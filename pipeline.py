@@ -19,6 +19,7 @@ installed, import it from the repository root (like ``infer.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -36,7 +37,7 @@ from data.config import ConfigError, load_config
 from data.mesh import Mesh
 from data.preprocess import PreprocessConfig, PreprocessedImage, preprocess_image
 from data.views import Views
-from data.weights import REGISTRY, resolve_all
+from data.weights import resolve_all
 from elevation import ElevationConfig, ElevationError, ElevationEstimate, ElevationEstimator
 from elevation.loftr import LoFTRMatcher, build_loftr
 from reconstruction import CheckpointError as ReconstructionCheckpointError
@@ -289,20 +290,14 @@ class _Timer:
     def __init__(self, device: torch.device):
         self.device, self.timings, self.cpu_timings = device, {}, {}
 
+    @contextlib.contextmanager
     def __call__(self, name: str):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                self.t0, self.c0 = time.perf_counter(), time.process_time()
-
-            def __exit__(self, *exc):
-                if timer.device.type == "cuda":
-                    torch.cuda.synchronize(timer.device)
-                timer.timings[name] = timer.timings.get(name, 0.0) + time.perf_counter() - self.t0
-                timer.cpu_timings[name] = timer.cpu_timings.get(name, 0.0) + time.process_time() - self.c0
-
-        return _Ctx()
+        t0, c0 = time.perf_counter(), time.process_time()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+        self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - c0
 
 
 # --------------------------------------------------------------------------------------------------- pipeline
@@ -486,5 +481,3 @@ def text_to_image(prompt: str, model: str | Path, cfg: TextToImageConfig, *, see
     )
     return result.images[0].convert("RGB")
 
-
-assert set(WeightsConfig.__dataclass_fields__) - {"trust_pickled_checkpoints"} <= set(REGISTRY)

@@ -39,6 +39,13 @@ def test_view_seeds_are_distinct_and_per_view():
     assert not set(seeds) & {view_seed(8, n) for n in names}  # neighbouring run seeds do not share view seeds
 
 
+def test_weights_section_names_registry_entries():
+    from data.weights import REGISTRY
+    from pipeline import WeightsConfig
+
+    assert set(WeightsConfig.__dataclass_fields__) - {"trust_pickled_checkpoints"} == set(REGISTRY)
+
+
 def test_required_weights_follow_the_config():
     default = load_pipeline_config(DEFAULT)
     assert set(required_weights(default)) == {"zero123", "reconstruction", "loftr"}
