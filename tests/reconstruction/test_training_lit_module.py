@@ -136,3 +136,16 @@ def test_training_step_batches_objects_and_logs(tmp_path):
     loss.backward()
     grads = [p.grad for p in module.model.parameters() if p.grad is not None]
     assert len(grads) > 20 and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_training_can_start_from_an_official_checkpoint(tmp_path):
+    from reconstruction.training.fit import build_model
+
+    torch.manual_seed(3)
+    source = ReconstructionModel()
+    path = save_official_checkpoint(source, tmp_path / "ckpt_215000.pth", 215000)
+    model = build_model(tiny_config(tmp_path, f"trainer.init_official={path}"))
+    for (name, a), b in zip(model.state_dict().items(), source.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(FileNotFoundError, match="ckpt_215000"):
+        build_model(tiny_config(tmp_path, f"trainer.init_official={tmp_path / 'absent.pth'}"))
