@@ -65,11 +65,9 @@ class BlendingNetwork(nn.Module):
             rgb (*B, 3) in [0, 1], and the official per-ray validity ``sum_samples(n_visible >= 2) > 8``
             (shape ``B[:-1] + (1,)``; only meaningful for (rays, samples) inputs).
         """
-        n_views = view_features.shape[0]
-        feats = view_features.movedim(0, -2)  # (*B, V, 59)
-        diff = ray_diff.movedim(0, -2)  # (*B, V, 4)
+        feats = view_features.movedim(0, -2).contiguous()  # (*B, V, 59)
+        diff = ray_diff.movedim(0, -2).contiguous()  # (*B, V, 4)
         m = mask.movedim(0, -1)[..., None].to(feats.dtype)  # (*B, V, 1)
-        geo = geometry[..., None, :].expand(*geometry.shape[:-1], n_views, geometry.shape[-1])
 
         rgb_in = feats[..., :3]
         feats = feats + self.ray_dir_fc(diff)
@@ -78,8 +76,14 @@ class BlendingNetwork(nn.Module):
         weight = weight / (weight.sum(dim=-2, keepdim=True) + 1e-8)
         mean = (feats * weight).sum(dim=-2, keepdim=True)
         var = (weight * (feats - mean) ** 2).sum(dim=-2, keepdim=True)
-        glob = torch.cat([mean, var], -1).expand(*feats.shape[:-1], 2 * feats.shape[-1])
-        x = self.base_fc(torch.cat([geo, glob, feats], -1))
+        # base_fc's first layer sees [geometry || mean || var || view features]; the first three are the same for
+        # every view, so that part of the product is computed once per point instead of once per view
+        first = self.base_fc[0]
+        n_shared = geometry.shape[-1] + 2 * feats.shape[-1]
+        shared = torch.cat([geometry, mean[..., 0, :], var[..., 0, :]], -1)  # (*B, 16 + 118)
+        x = F.linear(feats, first.weight[:, n_shared:]) + F.linear(shared, first.weight[:, :n_shared], first.bias)[
+            ..., None, :]
+        x = self.base_fc[1:](x)
         x_vis = self.vis_fc(x * weight)
         x_res, vis = x_vis[..., :-1], x_vis[..., -1:]
         vis = torch.sigmoid(vis) * m

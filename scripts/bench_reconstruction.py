@@ -108,7 +108,9 @@ def compare_with_official(args, resolution: int, world: np.ndarray, colours: np.
     """Our mesh vs the official mesh.ply of the fixture (same weights and images) at resolution 64 or 256.
 
     Both marching-cubes implementations put vertices on the same grid-edge crossings, so most of our vertices
-    coincide with an official vertex; colours are compared as the uint8 values written to mesh.ply.
+    coincide with an official vertex; colours are compared as the uint8 values written to mesh.ply. Blended colours
+    often sit on a source pixel value k/255, where the truncation to uint8 flips by one level under 1e-6 changes,
+    so "within 1" is the meaningful agreement figure (float colours are compared in the parity tests).
     """
     if not args.fixture or args.checkpoint:
         return None
@@ -133,7 +135,8 @@ def compare_with_official(args, resolution: int, world: np.ndarray, colours: np.
         "official_vertices": int(len(official_v)), "our_vertices": int(len(world)),
         "nearest_official_vertex_max": float(dist.max()), "nearest_our_vertex_max": float(back.max()),
         "fraction_coincident_1e-4": float(matched.mean()),
-        "colour_u8_equal_fraction": float((diff == 0).mean()), "colour_u8_max_abs_diff": int(diff.max()),
+        "colour_u8_equal_fraction": float((diff == 0).mean()),
+        "colour_u8_within_1_fraction": float((diff <= 1).mean()), "colour_u8_max_abs_diff": int(diff.max()),
     }
     print("vs official mesh.ply:", json.dumps(result))
     return result
