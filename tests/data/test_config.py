@@ -60,3 +60,4 @@ def test_every_repo_config_loads():
         assert m, f"{path} must start with '# schema: package.module:ConfigClass'"
         schema = getattr(importlib.import_module(m.group(1)), m.group(2))
         load_config(schema, path)
+
