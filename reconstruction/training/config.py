@@ -90,6 +90,8 @@ class OptimConfig:
 
     Attributes:
         end_step: T of the cosine; ``round_end_to_epochs`` rounds it up to whole epochs like the official runner.
+        variance_lr_scale: learning-rate multiplier of NeuS's variance parameter (official 1.0). Short runs raise
+            it so the logistic density sharpens within the run (its inv_s otherwise grows over ~1e5 steps).
     """
 
     lr: float = 2e-4
@@ -97,6 +99,7 @@ class OptimConfig:
     end_step: int = 200_000
     round_end_to_epochs: bool = True
     grad_clip: float = 1.0
+    variance_lr_scale: float = 1.0
 
 
 @dataclass

@@ -147,7 +147,12 @@ class ReconstructionLitModule(pl.LightningModule):
         return mean["total"]
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.optim.lr)
+        o = self.cfg.optim
+        variance = list(self.model.variance_network_lod0.parameters())
+        ids = {id(p) for p in variance}
+        others = [p for p in self.model.parameters() if id(p) not in ids]
+        groups = [{"params": others, "lr": o.lr}, {"params": variance, "lr": o.lr * o.variance_lr_scale}]
+        opt = torch.optim.Adam(groups, lr=o.lr)
         total, floor = self.total_steps, self.cfg.optim.lr_floor
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.cosine_lr_factor(s, total, floor))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}

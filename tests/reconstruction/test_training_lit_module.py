@@ -149,3 +149,17 @@ def test_training_can_start_from_an_official_checkpoint(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(FileNotFoundError, match="ckpt_215000"):
         build_model(tiny_config(tmp_path, f"trainer.init_official={tmp_path / 'absent.pth'}"))
+
+
+def test_optimizer_groups_and_cosine_schedule(tmp_path):
+    cfg = tiny_config(tmp_path, "optim.variance_lr_scale=10", "optim.lr=1e-3", "optim.end_step=10")
+    module = ReconstructionLitModule(cfg)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step"
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-2])
+    assert opt.param_groups[1]["params"] == [module.model.variance_network_lod0.variance]
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-3])  # cosine down to 10 %
