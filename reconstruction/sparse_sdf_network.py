@@ -15,8 +15,7 @@ from torch import nn
 from reconstruction.cost_volume import active_voxels, variance_mean_cost
 from reconstruction.feature_net import FUSED_CHANNELS, ConvABN
 from reconstruction.sdf_network import LatentSDFMLP
-from reconstruction.sparse.costreg_net import SparseCostRegNet
-from reconstruction.sparse.tensor import SparseTensor
+from reconstruction.sparse import SparseCostRegNet, SparseTensor
 from reconstruction.volume_sampling import channels_last_table, sample_latent
 
 
