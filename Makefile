@@ -23,7 +23,8 @@ $(STAMP): requirements.txt setup.py
 install: $(STAMP)
 
 $(BLENDER_STAMP): requirements-blender.txt
-	test -x $(BLENDER_VENV)/bin/python || $(BLENDER_PYTHON) -m venv $(BLENDER_VENV)
+	rm -rf $(BLENDER_VENV)  # rebuilt whole: a half-built venv (interrupted install) must not linger
+	$(BLENDER_PYTHON) -m venv $(BLENDER_VENV)
 	$(BLENDER_VENV)/bin/python -m pip install -q -r requirements-blender.txt
 	$(BLENDER_VENV)/bin/python -c "import bpy; print('bpy', bpy.app.version_string)"
 	touch $(BLENDER_STAMP)

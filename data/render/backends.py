@@ -130,8 +130,10 @@ class CpuBackend:
 
 def find_blender(executable: str = "") -> list[str]:
     """Command prefix that runs the Blender script: ``[python, script]`` or ``[blender, -b, -P, script]``."""
-    candidates = [executable] if executable else [os.environ.get("ONE2345_BLENDER", ""), str(BLENDER_VENV_PYTHON),
-                                                  "blender"]
+    # The bpy venv counts only once `make blender-venv` finished (its stamp is written after `import bpy` worked).
+    venv_ready = (BLENDER_VENV_PYTHON.parent.parent / ".installed").is_file()
+    candidates = [executable] if executable else [os.environ.get("ONE2345_BLENDER", ""),
+                                                  str(BLENDER_VENV_PYTHON) if venv_ready else "", "blender"]
     for exe in candidates:
         if not exe:
             continue
