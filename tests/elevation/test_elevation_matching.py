@@ -20,15 +20,6 @@ from elevation.matches import PAIRS
 from elevation.sift import SiftMatcher
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one torch thread is fastest, and many times faster than two on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_grayscale_is_bit_identical_to_opencv_png_reading(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
     rgb[:8] = 255  # include white and grey pixels

@@ -5,20 +5,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from elevation import ElevationConfig, ElevationError, ElevationEstimator, MatchSet
 from elevation.hypothesis import hypothesis_cameras
 from elevation.search import coarse_to_fine_search
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one torch thread is fastest, and many times faster than two on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 FIXTURES = "fixtures/one2345_parity/elevation"

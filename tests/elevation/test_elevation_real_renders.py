@@ -11,20 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from elevation import ElevationConfig, ElevationEstimator
 from elevation.__main__ import main as cli_main
 from test_elevation_cli import write_pngs
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one torch thread is fastest, and many times faster than two on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,15 +13,6 @@ from elevation.matches import PAIRS
 from elevation.result import curve_confidence
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Small tensors: one torch thread is fastest, and many times faster than two on a loaded shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FIXTURES = "fixtures/one2345_parity/elevation"
 
 
