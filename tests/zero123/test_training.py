@@ -130,7 +130,10 @@ def test_tiny_run_checkpoints_and_resumes_exactly(tmp_path):
         assert torch.equal(v, saved["optimizer_states"][0]["state"][0][k]), k
     # the exported model (EMA UNet) is a normal pipeline folder
     pipe = Zero123Pipeline.from_pretrained(tmp_path / "b" / "final")
-    assert pipe.cfg.model == load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model
+    tiny = load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model
+    assert pipe.cfg.model.scale_factor != tiny.scale_factor  # init.scale_by_std of the tiny config, exported
+    pipe.cfg.model.scale_factor = tiny.scale_factor
+    assert pipe.cfg.model == tiny
 
 
 def test_train_py_rejects_unknown_task(tmp_path):
@@ -204,3 +207,54 @@ def test_init_from_an_sd_unet_widens_conv_in(tmp_path):
     w = model.unet.conv_in.weight.detach()
     assert torch.equal(w[:, :4], sd_unet.conv_in.weight.detach()) and not w[:, 4:].any()
     assert torch.equal(model.unet.conv_out.weight, sd_unet.conv_out.weight)
+
+
+def test_concat_latent_reaches_the_loss_and_conv_in_gradient(tmp_path):
+    """The input view's latent is live in training: it changes the loss and trains conv_in channels 4..7."""
+    from data.datasets.rendered import Zero123PairsDataset, collate
+    from zero123.training.lit_module import batch_pose_code
+
+    write_synthetic_dataset(tmp_path, objects=2, views=4)
+    batch = collate([Zero123PairsDataset(tmp_path, image_size=64, seed=0)[i] for i in range(2)])
+    torch.manual_seed(0)
+    model = Zero123Model(load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model)
+    module = Zero123LitModule(model, Zero123TrainConfig())
+    z, concat, embeds = module.encode_batch(batch, torch.Generator().manual_seed(0))
+    cond = batch["cond_image"] * 2 - 1
+    torch.testing.assert_close(concat, model.vae.encode(cond).latent_dist.mode())
+    assert not torch.allclose(concat, model.vae.encode(batch["target_image"] * 2 - 1).latent_dist.mode())
+    code = batch_pose_code(batch)
+    loss = module.diffusion_loss(z, concat, embeds, code, torch.Generator().manual_seed(1))
+    zeroed = module.diffusion_loss(z, torch.zeros_like(concat), embeds, code, torch.Generator().manual_seed(1))
+    assert loss.item() != zeroed.item()
+    loss.backward()
+    assert model.unet.conv_in.weight.grad[:, 4:].abs().sum() > 0
+    opt = module.configure_optimizers()["optimizer"]
+    assert any(p is model.unet.conv_in.weight for g in opt.param_groups for p in g["params"])
+
+
+def test_sharp_random_vae_and_scale_by_std_make_targets_image_dependent(tmp_path):
+    """A fresh random VAE's posterior is ~N(mean, 1): its target latents are mostly noise. The init options fix it."""
+    from zero123.training.config import InitConfig
+    from zero123.training.init import initial_model, scale_latents_by_std
+
+    write_synthetic_dataset(tmp_path, objects=3, views=2)
+    images = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), np.float32) / 255).permute(2, 0, 1)
+                          for p in sorted(tmp_path.glob("obj*/00*.png"))])
+    tiny = str(ROOT / "configs/zero123/tiny.yaml")
+    torch.manual_seed(0)
+    _, plain = initial_model(InitConfig(), tiny)
+    torch.manual_seed(0)
+    _, sharp = initial_model(InitConfig(sharp_random_vae=True), tiny)
+    x = images * 2 - 1
+    with torch.no_grad():
+        d_plain, d_sharp = plain.vae.encode(x).latent_dist, sharp.vae.encode(x).latent_dist
+    assert d_plain.std.mean() > 0.5  # the reason conditioning cannot help with the plain random VAE
+    assert d_sharp.std.max() < 1e-5
+    torch.testing.assert_close(d_sharp.mean, d_plain.mean)  # posterior mean untouched
+    scale = scale_latents_by_std(sharp, images)
+    assert sharp.cfg.scale_factor == scale and (d_sharp.mean * scale).std().item() == pytest.approx(1.0, rel=1e-4)
+    from zero123.checkpoints.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="random"):
+        initial_model(InitConfig(kind="sd_unet", path=str(tmp_path), sharp_random_vae=True), tiny)

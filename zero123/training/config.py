@@ -21,6 +21,14 @@ class InitConfig:
     kind: str = "random"
     path: str = ""
     ema: Optional[bool] = None
+    #: ``kind: random`` only. A freshly initialised VAE has posterior std ~1 (log-variance ~0), so ~98 % of a
+    #: target latent's variance is sampling noise that no conditioning can predict and the model learns to
+    #: ignore the input view and pose. True fixes the posterior log-variance at -30 (near-deterministic, as in
+    #: a trained VAE) so smoke runs can measure conditioning use.
+    sharp_random_vae: bool = False
+    #: ``kind: random`` only: LDM's ``scale_by_std``, i.e. ``scale_factor = 1 / std`` of the posterior means of
+    #: up to 16 training images (0.18215 is SD's VAE value; a random VAE's latents need another scale).
+    scale_by_std: bool = False
 
 
 @dataclass

@@ -47,8 +47,36 @@ def load_sd_unet_into(model: Zero123Model, folder: str | Path) -> list[str]:
     return loaded
 
 
+@torch.no_grad()
+def sharpen_vae_posterior(model: Zero123Model, logvar: float = -30.0) -> None:
+    """Make the VAE posterior near-deterministic: its log-variance becomes the constant ``logvar``.
+
+    ``quant_conv`` maps encoder features to [mean | log-variance] on channels; the log-variance half gets zero
+    weights and bias ``logvar`` (-30 = diffusers' clamp, std ~3e-7). The posterior mean is unchanged.
+    """
+    conv, c = model.vae.quant_conv, model.vae.config.latent_channels
+    if conv is None:
+        raise CheckpointError("sharp_random_vae needs a VAE with quant_conv (use_quant_conv: true)")
+    conv.weight[c:].zero_()
+    conv.bias[c:].fill_(logvar)
+
+
+@torch.no_grad()
+def scale_latents_by_std(model: Zero123Model, images: torch.Tensor) -> float:
+    """Set ``model.cfg.scale_factor`` to 1 / std of the VAE posterior means of (N,3,H,W) images in [0,1]."""
+    mean = model.vae.encode((images * 2.0 - 1.0).to(model.vae.dtype)).latent_dist.mean.float()
+    std = float(mean.std())
+    if not std > 0:
+        raise CheckpointError("scale_by_std: the VAE latents of the training images have zero spread")
+    model.cfg.scale_factor = 1.0 / std
+    return model.cfg.scale_factor
+
+
 def initial_model(init: InitConfig, model_config: str) -> tuple[Zero123Config, Zero123Model]:
     """Config and model for the start of a run (the pose projection is identity-initialised unless loaded)."""
+    if (init.sharp_random_vae or init.scale_by_std) and init.kind != "random":
+        raise CheckpointError("init.sharp_random_vae / init.scale_by_std are for init.kind 'random' only "
+                              "(a loaded VAE is trained and comes with its scale factor)")
     if init.kind == "zero123":
         if not init.path:
             raise CheckpointError("init.kind 'zero123' needs init.path (an official .ckpt or a weight folder)")
@@ -61,4 +89,6 @@ def initial_model(init: InitConfig, model_config: str) -> tuple[Zero123Config, Z
         load_sd_unet_into(model, init.path)
     elif init.kind != "random":
         raise CheckpointError(f"init.kind must be 'random', 'zero123' or 'sd_unet', got '{init.kind}'")
+    if init.sharp_random_vae:
+        sharpen_vae_posterior(model)
     return cfg, model

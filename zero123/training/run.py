@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Sequence
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from data.config import load_config, save_config
+from data.datasets.rendered import Zero123PairsDataset
 from zero123.training.config import Zero123TrainConfig
 from zero123.training.data import Zero123DataModule
-from zero123.training.init import initial_model
+from zero123.training.init import initial_model, scale_latents_by_std
 from zero123.training.lit_module import Zero123LitModule
 
 
@@ -23,6 +25,12 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
 
         raise ConfigError(f"data.layout must be 'zero123' for Zero123 training, got '{cfg.data.layout}'")
     return cfg
+
+
+def calibration_images(cfg: Zero123TrainConfig, count: int = 16) -> torch.Tensor:
+    """(N,3,S,S) target images of the first ``count`` training objects (fixed pairs: same on every rank/resume)."""
+    pairs = Zero123PairsDataset(cfg.data.root, cfg.data.train_list or None, cfg.data.image_size, seed=cfg.seed)
+    return torch.stack([pairs[i]["target_image"] for i in range(min(count, len(pairs)))])
 
 
 def _devices(value: str):
@@ -55,6 +63,8 @@ def run_training(
     cfg = load_train_config(config, overrides)
     pl.seed_everything(cfg.seed, workers=True)
     model_cfg, model = initial_model(cfg.init, cfg.model_config)
+    if cfg.init.scale_by_std:
+        scale_latents_by_std(model, calibration_images(cfg))
     module = Zero123LitModule(model, cfg)
     data = Zero123DataModule(cfg.data, cfg.holdout_views)
     trainer = build_trainer(cfg, callbacks)
