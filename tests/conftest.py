@@ -28,3 +28,14 @@ def require_shared(relative: str) -> Path:
 def shared():
     """Callable fixture: ``shared("fixtures/one2345_parity/cameras")`` -> Path (skip/fail as above)."""
     return require_shared
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test with one torch thread (small tensors: faster, and far faster on a loaded machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,6 +19,8 @@ from elevation.matcher import (
 from elevation.matches import PAIRS
 from elevation.sift import SiftMatcher
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_grayscale_is_bit_identical_to_opencv_png_reading(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)

@@ -10,6 +10,8 @@ from elevation import ElevationConfig, ElevationError, ElevationEstimator, Match
 from elevation.hypothesis import hypothesis_cameras
 from elevation.search import coarse_to_fine_search
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 FIXTURES = "fixtures/one2345_parity/elevation"
 CASES = [

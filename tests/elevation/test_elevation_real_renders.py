@@ -16,9 +16,9 @@ from elevation import ElevationConfig, ElevationEstimator
 from elevation.__main__ import main as cli_main
 from test_elevation_cli import write_pngs
 
-
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow  # rendering real meshes on the CPU: ~20 s on an idle 2-core machine
+# rendering real meshes on the CPU: ~20 s on an idle 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 BOUND_DEG = 3.0
 #: (mesh under ../shared/data/meshes, true polar deg, azimuth offset deg)
 CASES = [

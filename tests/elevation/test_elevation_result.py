@@ -12,6 +12,8 @@ from elevation import ElevationConfig, ElevationError, ElevationEstimate, Elevat
 from elevation.matches import PAIRS
 from elevation.result import curve_confidence
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 FIXTURES = "fixtures/one2345_parity/elevation"
 
