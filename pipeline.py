@@ -43,6 +43,7 @@ from elevation.loftr import LoFTRMatcher, build_loftr
 from reconstruction import CheckpointError as ReconstructionCheckpointError
 from reconstruction import ReconstructionConfig, ReconstructionError, Reconstructor
 from zero123 import CheckpointError, Zero123Config, Zero123Pipeline
+from zero123.pipeline import whiten_near_white
 
 REPO_ROOT = Path(__file__).resolve().parent
 STAGE_NAMES = ("zero123", "elevation", "reconstruction")
@@ -246,9 +247,8 @@ def stage2_conditioning(images: torch.Tensor, whiten_threshold: int = 253) -> to
     Returns:
         (N, 3, H, W) float in [0, 1], values k / 255.
     """
-    q = torch.floor(images.clamp(0, 1) * 255 + 1e-4)  # generated views are k/255 already; no re-rounding drift
-    q = torch.where(q >= whiten_threshold, torch.full_like(q, 255.0), q)
-    return q / 255.0
+    q = torch.floor(images.clamp(0, 1) * 255 + 1e-4) / 255  # generated views are k/255 already; no re-rounding drift
+    return whiten_near_white(q, whiten_threshold)
 
 
 def view_seed(run_seed: int | None, view_name: str) -> int | None:

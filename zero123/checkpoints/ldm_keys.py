@@ -79,7 +79,7 @@ def unet_ldm_name(key: str, layers_per_block: int, attention_blocks: set[int]) -
         return f"middle_block.1.{m[1]}"
     if m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
         b, kind, s, rest = int(m[1]), m[2], int(m[3]), m[4]
-        idx = b * (n + 0) + s
+        idx = b * n + s
         return f"output_blocks.{idx}.0.{_resnet(rest)}" if kind == "resnets" else f"output_blocks.{idx}.1.{rest}"
     if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", key):
         b = int(m[1])
