@@ -43,10 +43,17 @@ class ConditionalVolume:
 
     @property
     def table(self) -> torch.Tensor:
-        """(R^3, C) channels-last copy of ``latent`` for fast point sampling (built once, then cached)."""
+        """(R^3, C) channels-last copy of ``latent`` for fast point sampling.
+
+        Without autograd tracking the copy is built once and cached. While gradients are tracked (training) a
+        fresh, differentiable copy is returned on every call: a cached copy made under ``no_grad`` (e.g. by the
+        renderer's coarse pass) would silently cut the SDF losses off the cost volume, U-Net and feature net.
+        """
+        if torch.is_grad_enabled() and self.latent.requires_grad:
+            return channels_last_table(self.latent)
         cached = self.__dict__.get("_table")
         if cached is None or cached[0] is not self.latent:
-            cached = (self.latent, channels_last_table(self.latent))
+            cached = (self.latent, channels_last_table(self.latent.detach()))
             self.__dict__["_table"] = cached
         return cached[1]
 

@@ -76,6 +76,26 @@ def test_loss_falls_on_a_fixed_batch(tmp_path):
     assert values[-1] < 0.8 * values[0], values
 
 
+def test_geometry_losses_reach_the_cost_volume_networks(tmp_path):
+    """Regression: the renderer's no-grad coarse pass must not leave a detached latent table behind, or the
+    mask / eikonal / sparsity / depth losses never train the feature net, compress layer and sparse U-Net."""
+    cfg = tiny_config(tmp_path, "loss.color_weight=0.0", "loss.fg_mask_weight=1.0", "loss.depth_weight=1.0")
+    torch.manual_seed(0)
+    module = ReconstructionLitModule(cfg)
+    mlp = module.model.sdf_network_lod0.sdf_layer
+    with torch.no_grad():  # the geometric init zeroes the latent inputs: give them weight as after some training
+        for lin in (mlp.lin1, mlp.lin2):
+            lin.weight_v[:, -mlp.latent_channels:].normal_(0.0, 0.05)
+    sample = TrainingSampleDataset(SphereReader(1), 1.0, source_views=cfg.data.source_views)[0]
+    terms, _ = module.sample_loss(sample, step=10)
+    terms.total.backward()
+    net = module.model.sdf_network_lod0
+    for name, part in (("feature net", module.model.pyramid_feature_network), ("compress", net.compress_layer),
+                       ("sparse U-Net", net.sparse_costreg_net)):
+        grad = sum(float(p.grad.abs().sum()) for p in part.parameters() if p.grad is not None)
+        assert grad > 0, f"no gradient reaches the {name} from the geometry losses"
+
+
 @pytest.mark.slow
 def test_fit_resume_exact_state_and_checkpoint_to_inference(tmp_path):
     cfg = tiny_config(tmp_path, "trainer.max_steps=4", "trainer.ckpt_every=2", "trainer.val_every=3")
