@@ -39,7 +39,7 @@ from data.reconstruction_frame import ReconstructionFrame  # noqa: E402
 from data.views import Views  # noqa: E402
 from reconstruction.model import ReconstructionModel  # noqa: E402
 from reconstruction.reconstructor import ReconstructionError, Reconstructor  # noqa: E402
-from reconstruction.training.fit import fit, load_training_config  # noqa: E402
+from reconstruction.training.fit import fit, fresh_model, load_training_config  # noqa: E402
 from reconstruction.training.samples import select_sources  # noqa: E402
 from reconstruction.visual_hull import visual_hull  # noqa: E402
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rendered/cached {len(train_objs)} training rigs and {len(held)} held-out rigs in {t_render:.0f} s")
 
     torch.manual_seed(cfg.trainer.seed)
-    untrained = ReconstructionModel()
+    untrained = fresh_model(cfg)
     untrained_state = {k: v.clone() for k, v in untrained.state_dict().items()}
     t1 = time.time()
     val_reader = InMemoryReader([h[2] for h in held[:1]])

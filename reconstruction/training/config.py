@@ -92,6 +92,9 @@ class OptimConfig:
         end_step: T of the cosine; ``round_end_to_epochs`` rounds it up to whole epochs like the official runner.
         variance_lr_scale: learning-rate multiplier of NeuS's variance parameter (official 1.0). Short runs raise
             it so the logistic density sharpens within the run (its inv_s otherwise grows over ~1e5 steps).
+        sdf_mlp_lr_scale: learning-rate multiplier of the SDF decoder MLP (``sdf_network_lod0.sdf_layer``;
+            official 1.0). Short runs give the image/volume networks a higher rate than the geometrically
+            initialised decoder, whose sphere a large step destroys.
     """
 
     lr: float = 2e-4
@@ -100,6 +103,21 @@ class OptimConfig:
     round_end_to_epochs: bool = True
     grad_clip: float = 1.0
     variance_lr_scale: float = 1.0
+    sdf_mlp_lr_scale: float = 1.0
+
+
+@dataclass
+class InitConfig:
+    """Initialisation of fresh networks (not used with ``trainer.init_official`` or when resuming).
+
+    Attributes:
+        variance: initial NeuS variance parameter v, inv_s = exp(10 v) (official 0.2: inv_s 7.4).
+        latent_weight_std: std of the SDF decoder's weights on its 16 volume-latent inputs (official geometric
+            init: 0, so the cost volume only starts to shape the SDF once those weights have grown).
+    """
+
+    variance: float = 0.2
+    latent_weight_std: float = 0.0
 
 
 @dataclass
@@ -149,3 +167,4 @@ class TrainReconstructionConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    init: InitConfig = field(default_factory=InitConfig)

@@ -82,11 +82,25 @@ def build_loaders(cfg: TrainReconstructionConfig, train_reader: ObjectReader, va
     return train, val
 
 
+def fresh_model(cfg: TrainReconstructionConfig) -> ReconstructionModel:
+    """Newly initialised networks (official init, then ``cfg.init``), seeded by the global RNG."""
+    model = ReconstructionModel()
+    init = cfg.init
+    with torch.no_grad():
+        model.variance_network_lod0.variance.fill_(init.variance)
+        if init.latent_weight_std > 0:
+            mlp = model.sdf_network_lod0.sdf_layer
+            for lin in (mlp.lin1, mlp.lin2):
+                lin.weight_v[:, -mlp.latent_channels:].normal_(0.0, init.latent_weight_std)
+                lin.weight_g.copy_(lin.weight_v.norm(dim=1, keepdim=True))
+    return model
+
+
 def build_model(cfg: TrainReconstructionConfig) -> ReconstructionModel:
-    """Fresh networks, or the official checkpoint's when ``trainer.init_official`` is set."""
+    """Fresh networks (:func:`fresh_model`), or the official checkpoint's when ``trainer.init_official`` is set."""
     if cfg.trainer.init_official:
         return load_official_checkpoint(cfg.trainer.init_official)
-    return ReconstructionModel()
+    return fresh_model(cfg)
 
 
 def build_trainer(cfg: TrainReconstructionConfig, has_val: bool, callbacks: Sequence[pl.Callback] = ()

@@ -149,9 +149,11 @@ class ReconstructionLitModule(pl.LightningModule):
     def configure_optimizers(self):
         o = self.cfg.optim
         variance = list(self.model.variance_network_lod0.parameters())
-        ids = {id(p) for p in variance}
+        sdf_mlp = list(self.model.sdf_network_lod0.sdf_layer.parameters())
+        ids = {id(p) for p in variance + sdf_mlp}
         others = [p for p in self.model.parameters() if id(p) not in ids]
-        groups = [{"params": others, "lr": o.lr}, {"params": variance, "lr": o.lr * o.variance_lr_scale}]
+        groups = [{"params": others, "lr": o.lr}, {"params": variance, "lr": o.lr * o.variance_lr_scale},
+                  {"params": sdf_mlp, "lr": o.lr * o.sdf_mlp_lr_scale}]
         opt = torch.optim.Adam(groups, lr=o.lr)
         total, floor = self.total_steps, self.cfg.optim.lr_floor
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule.cosine_lr_factor(s, total, floor))

@@ -13,7 +13,7 @@ from data.config import ConfigError
 from reconstruction.checkpoint import load_official_checkpoint
 from reconstruction.model import ReconstructionModel
 from reconstruction.reconstructor import Reconstructor
-from reconstruction.training.fit import fit, load_training_config
+from reconstruction.training.fit import fit, fresh_model, load_training_config
 from reconstruction.training.lit_module import ReconstructionLitModule, save_official_checkpoint
 from reconstruction.training.samples import TrainingSampleDataset
 
@@ -172,14 +172,35 @@ def test_training_can_start_from_an_official_checkpoint(tmp_path):
 
 
 def test_optimizer_groups_and_cosine_schedule(tmp_path):
-    cfg = tiny_config(tmp_path, "optim.variance_lr_scale=10", "optim.lr=1e-3", "optim.end_step=10")
+    cfg = tiny_config(tmp_path, "optim.variance_lr_scale=10", "optim.sdf_mlp_lr_scale=0.2", "optim.lr=1e-3",
+                      "optim.end_step=10")
     module = ReconstructionLitModule(cfg)
     conf = module.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
     assert conf["lr_scheduler"]["interval"] == "step"
-    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-2])
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3, 1e-2, 2e-4])
     assert opt.param_groups[1]["params"] == [module.model.variance_network_lod0.variance]
+    assert opt.param_groups[2]["params"] == list(module.model.sdf_network_lod0.sdf_layer.parameters())
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(module.model.parameters()))
     for _ in range(10):
         opt.step()
         sched.step()
-    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-3])  # cosine down to 10 %
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-3, 2e-5])  # cosine down to 10 %
+
+
+def test_init_options_set_variance_and_latent_weights(tmp_path):
+    torch.manual_seed(0)
+    official = fresh_model(tiny_config(tmp_path))
+    mlp = official.sdf_network_lod0.sdf_layer
+    assert float(official.variance_network_lod0.variance) == pytest.approx(0.2)
+    assert all(float(lin.weight[:, -16:].abs().max()) == 0 for lin in (mlp.lin1, mlp.lin2))
+    torch.manual_seed(0)
+    custom = fresh_model(tiny_config(tmp_path, "init.variance=0.3", "init.latent_weight_std=0.01"))
+    mlp = custom.sdf_network_lod0.sdf_layer
+    assert float(custom.variance_network_lod0(1)[0, 0]) == pytest.approx(float(torch.exp(torch.tensor(3.0))))
+    for lin in (mlp.lin1, mlp.lin2):
+        std = float(lin.weight[:, -16:].std())
+        assert 0.005 < std < 0.02, std
+        # the rest of the geometric init (the sphere) is untouched
+        torch.testing.assert_close(lin.weight[:, :-16], getattr(official.sdf_network_lod0.sdf_layer,
+                                                                 "lin1" if lin is mlp.lin1 else "lin2").weight[:, :-16])
