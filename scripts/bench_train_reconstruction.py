@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mesh-resolution", type=int, default=96,
                    help="marching-cubes grid (normalised [-1, 1]^3) of the evaluated network meshes")
     p.add_argument("--hull-resolution", type=int, default=96, help="carving grid of the visual hull (same box)")
-    p.add_argument("--previous-metrics", nargs="*", default=[], type=Path,
-                   help="metrics.csv of the run a resumed run continues (prepended to the loss curve)")
+    p.add_argument("--previous-metrics", action="append", default=[], type=Path,
+                   help="metrics.csv of the run a resumed run continues (prepended to the loss curve); repeat the "
+                        "option for several files")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is ~10x faster than 2 on a machine shared by many processes)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
