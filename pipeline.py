@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from data import conventions as conv
+from data.device import resolve_device
 from data import layout
 from data.config import ConfigError, load_config
 from data.mesh import Mesh
@@ -230,15 +231,6 @@ class PipelineOutput:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available; use --device cpu")
-    return device
-
-
 def stage2_conditioning(images: torch.Tensor, whiten_threshold: int = 253) -> torch.Tensor:
     """Official hand-off of first-stage views to stage 2: 8-bit PNG round trip, then values >= 253 -> 255.
 

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from data import conventions as conv
 from data import weights as weights_mod
+from data.device import resolve_device
 
 SEGMENTERS = ("auto", "alpha", "rembg", "sam", "grabcut", "none")
 
@@ -170,13 +171,9 @@ def _sam_predictor(checkpoint: Path, device: str):
     return SamPredictor(sam_model_registry["vit_h"](checkpoint=str(checkpoint)).to(device))
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def sam_alpha(rgb: np.ndarray, box_xyxy: tuple[int, int, int, int], checkpoint: Path, device: str) -> np.ndarray:
     """SAM ViT-H mask inside a box; the LAST of the three multimask outputs (official). (H, W) uint8."""
-    predictor = _sam_predictor(Path(checkpoint), _device(device))
+    predictor = _sam_predictor(Path(checkpoint), str(resolve_device(device)))
     predictor.set_image(rgb)
     masks, _, _ = predictor.predict(box=np.asarray(box_xyxy), multimask_output=True)
     return masks[-1].astype(np.uint8) * 255
@@ -218,7 +215,7 @@ def available_segmenter(cfg: PreprocessConfig, download: bool = True) -> tuple[s
         u2net, why = weights_mod.try_resolve("u2net", download=download)
         if u2net is not None:
             paths = {"u2net": u2net}
-            if importlib.util.find_spec("segment_anything") is not None and _device(cfg.device).startswith("cuda"):
+            if importlib.util.find_spec("segment_anything") is not None and resolve_device(cfg.device).type == "cuda":
                 sam, _ = weights_mod.try_resolve("sam", download=download)
                 if sam is not None:
                     return "sam", {**paths, "sam": sam}, ""

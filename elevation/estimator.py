@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from data import conventions as conv
+from data.device import resolve_device
 from elevation.config import ElevationConfig
 from elevation.loftr import LoFTRMatcher, LoFTRWeightsError
 from elevation.matcher import Matcher, match_nearby_views
@@ -17,13 +18,6 @@ from elevation.robust import robust_term
 from elevation.search import SearchResult, SearchSchedule, coarse_to_fine_search
 from elevation.sift import SiftMatcher
 from elevation.solver import official_term
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; anything else is passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def build_matcher(cfg: ElevationConfig) -> Matcher:

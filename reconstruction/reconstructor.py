@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from data.cameras import Cameras
+from data.device import resolve_device
 from data.mesh import Mesh
 from data.reconstruction_frame import ReconstructionFrame, affine_mats
 from data.sdf_volume import SDFVolume
@@ -32,13 +33,6 @@ from reconstruction.sparse_sdf_network import ConditionalVolume
 
 class ReconstructionError(RuntimeError):
     """The inputs cannot be reconstructed (e.g. no surface found); the message says why."""
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 from data import layout  # noqa: E402
 from data.datasets.one2345_official import read_rgb_on_white  # noqa: E402
 from data.datasets.rendered import complete_objects  # noqa: E402
+from data.device import resolve_device  # noqa: E402
 from data.io import atomic_path, write_text_atomic  # noqa: E402
 from data.layout import RelativePose  # noqa: E402
 
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
         return 0
     from zero123 import Zero123Pipeline
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = resolve_device(args.device)
     pipe = (Zero123Pipeline.from_pretrained(args.weights, device=device) if args.weights
             else Zero123Pipeline.from_config(args.zero123_config, device=device))
     written, t0 = 0, time.time()
