@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.datasets.rendered import collate, read_id_list  # noqa: E402
-from data.io import atomic_path  # noqa: E402
+from data.io import write_text_atomic  # noqa: E402
 from zero123.training.data import ViewSubsetPairs, Zero123DataModule  # noqa: E402
 from zero123.training.init import initial_model, scale_latents_by_std  # noqa: E402
 from zero123.training.lit_module import Zero123LitModule, batch_pose_code  # noqa: E402
@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         result[name] = summarise(name, per_pair_losses(module, items, args.repeats))
     if args.out:
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(result, indent=1))
+        write_text_atomic(args.out, json.dumps(result, indent=1))
     return 0
 
 

@@ -175,15 +175,21 @@ def test_view_holdout_keeps_target_views_out_of_training(tmp_path):
     assert [it["target_index"] for it in val] == [dm.val[i]["target_index"] for i in range(2)]  # fixed pairs
 
 
-def test_pose_reaches_the_loss_and_its_gradient(tmp_path):
+def _tiny_module_and_batch(tmp_path):
+    """A random tiny Zero123 LitModule and a 2-pair batch of a synthetic dataset."""
     from data.datasets.rendered import Zero123PairsDataset, collate
-    from zero123.training.lit_module import batch_pose_code
 
     write_synthetic_dataset(tmp_path, objects=2, views=4)
     batch = collate([Zero123PairsDataset(tmp_path, image_size=64, seed=0)[i] for i in range(2)])
     torch.manual_seed(0)
     model = Zero123Model(load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model)
-    module = Zero123LitModule(model, Zero123TrainConfig())
+    return model, Zero123LitModule(model, Zero123TrainConfig()), batch
+
+
+def test_pose_reaches_the_loss_and_its_gradient(tmp_path):
+    from zero123.training.lit_module import batch_pose_code
+
+    model, module, batch = _tiny_module_and_batch(tmp_path)
     code = batch_pose_code(batch)
     z, concat, embeds = module.encode_batch(batch, torch.Generator().manual_seed(0))
     loss = module.diffusion_loss(z, concat, embeds, code, torch.Generator().manual_seed(1))
@@ -211,14 +217,9 @@ def test_init_from_an_sd_unet_widens_conv_in(tmp_path):
 
 def test_concat_latent_reaches_the_loss_and_conv_in_gradient(tmp_path):
     """The input view's latent is live in training: it changes the loss and trains conv_in channels 4..7."""
-    from data.datasets.rendered import Zero123PairsDataset, collate
     from zero123.training.lit_module import batch_pose_code
 
-    write_synthetic_dataset(tmp_path, objects=2, views=4)
-    batch = collate([Zero123PairsDataset(tmp_path, image_size=64, seed=0)[i] for i in range(2)])
-    torch.manual_seed(0)
-    model = Zero123Model(load_zero123_config(ROOT / "configs/zero123/tiny.yaml").model)
-    module = Zero123LitModule(model, Zero123TrainConfig())
+    model, module, batch = _tiny_module_and_batch(tmp_path)
     z, concat, embeds = module.encode_batch(batch, torch.Generator().manual_seed(0))
     cond = batch["cond_image"] * 2 - 1
     torch.testing.assert_close(concat, model.vae.encode(cond).latent_dist.mode())
