@@ -2,7 +2,9 @@
 
 Steps (official ``run.py: preprocess`` + ``utils.image_preprocess_nosave``, spec section 3):
 
-1. Load (EXIF orientation applied), then ``thumbnail((512, 512), LANCZOS)``: longer side <= 512, never upscaled.
+1. Load (EXIF orientation applied), convert to 8-bit RGB / RGBA (:func:`to_rgb8`: 16-bit and float images are
+   scaled, not clipped; modes without a faithful conversion are refused by name), then
+   ``thumbnail((512, 512), LANCZOS)``: longer side <= 512, never upscaled.
 2. Foreground alpha:
    * an image with a non-opaque alpha channel keeps its own alpha;
    * otherwise rembg (U^2-Net, the ``rembg`` extra) when installed and its weights are available, refined by
@@ -84,8 +86,71 @@ class PreprocessedImage:
         return torch.from_numpy(self.image).permute(2, 0, 1)[None].float() / 255.0
 
 
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_PIL_CONVERTS = ("1", "L", "P", "PA", "LA", "La", "RGBa", "RGBX", "CMYK", "YCbCr", "HSV")
+"""8-bit modes whose Pillow conversion to RGB(A) is exact (LAB is not: Pillow copies its channels unconverted)."""
+
+
+def _unsupported(name: str, detail: str) -> PreprocessError:
+    return PreprocessError(f"{name} {detail}; convert it to an 8-bit RGB/RGBA PNG (e.g. in an image editor, or "
+                           "Pillow's Image.convert) and pass that")
+
+
+def to_rgb8(image: Image.Image, name: str = "the input image") -> Image.Image:
+    """Any PIL image -> 8-bit ``"RGB"``, or ``"RGBA"`` when it carries alpha (a channel or a transparency key).
+
+    Rules (values are scaled, never clipped):
+
+    * RGB / RGBA: unchanged. 16-bit-per-channel RGB(A) PNG/TIFF files are opened by Pillow as 8-bit RGB(A)
+      holding the high byte (``v >> 8``, within one level of ``round(v / 257)``).
+    * 1, L, P, PA, LA, La, RGBa, RGBX, CMYK, YCbCr, HSV: Pillow's conversion (exact for these); palette / grey /
+      RGB images with a ``transparency`` key become RGBA.
+    * I;16, I;16L, I;16B, I;16N (16-bit grey): ``round(v / 257)`` (65535 -> 255).
+    * I (32-bit integer grey; Pillow's mode for 16-bit PGM and 32-bit TIFF): the 16-bit rule when all values are in
+      [0, 65535], otherwise refused.
+    * F (32-bit float grey): ``round(v * 255)`` when all values are finite and in [0, 1], otherwise refused.
+    * anything else (LAB, I;16S, ...): refused. Refusals are :class:`PreprocessError` naming ``name``, the
+      mode and the fix.
+    """
+    mode = image.mode
+    keyed = "transparency" in image.info
+    if mode in ("RGB", "RGBA") and not keyed:
+        return image
+    if mode in ("RGB",) + _PIL_CONVERTS:
+        if mode == "La":  # premultiplied: Pillow only converts it to LA
+            image = image.convert("LA")
+        return image.convert("RGBA" if mode in _ALPHA_MODES or keyed else "RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        values = np.asarray(image)
+        if mode == "I;16S" or values.dtype.kind not in "uif":
+            raise _unsupported(name, f"has PIL image mode {mode!r} (signed 16-bit), which has no display scale")
+        values = values.astype(np.float64)
+        if values.size == 0:
+            raise PreprocessError(f"{name} is empty (0 pixels); supply a real image")
+        lo, hi = float(values.min()), float(values.max())
+        if mode == "F":
+            if not np.isfinite(values).all() or lo < 0.0 or hi > 1.0:
+                raise _unsupported(name, f"has PIL image mode 'F' (32-bit float) with values in [{lo:g}, {hi:g}]; "
+                                         "float images must hold values in [0, 1] (scaled by 255)")
+            grey = values * 255.0
+        else:
+            if lo < 0 or hi > 65535:
+                raise _unsupported(name, f"has PIL image mode {mode!r} (integer grey) with values in "
+                                         f"[{lo:.0f}, {hi:.0f}]; integer images must hold 16-bit values in "
+                                         "[0, 65535] (scaled by 1/257)")
+            grey = values / 257.0
+        grey8 = np.clip(np.round(grey), 0, 255).astype(np.uint8)
+        if keyed and isinstance(image.info["transparency"], (int, float)):
+            alpha = np.where(values == image.info["transparency"], 0, 255).astype(np.uint8)
+            return Image.fromarray(np.stack([grey8, alpha], -1), "LA").convert("RGBA")
+        return Image.fromarray(grey8, "L").convert("RGB")
+    raise _unsupported(name, f"has PIL image mode {mode!r}, which this loader cannot convert to colours faithfully")
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image file fully (EXIF orientation applied). Raises :class:`PreprocessError` with the fix."""
+    """Open an image file fully (EXIF orientation applied) as 8-bit RGB or RGBA (:func:`to_rgb8`).
+
+    Raises :class:`PreprocessError` with the fix."""
     path = Path(path)
     if not path.exists():
         raise PreprocessError(f"input image not found: {path} (check the path)")
@@ -94,13 +159,14 @@ def load_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im)
+            image = ImageOps.exif_transpose(im)
     except UnidentifiedImageError as exc:
         raise PreprocessError(
             f"{path} is not an image file that Pillow can read; supply a PNG, JPEG or WebP image"
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise PreprocessError(f"cannot read image {path}: {exc} (the file may be truncated or corrupt)") from exc
+    return to_rgb8(image, str(path))
 
 
 def has_transparency(image: Image.Image) -> bool:
@@ -278,6 +344,7 @@ def preprocess_image(image: Image.Image | str | Path, cfg: PreprocessConfig | No
         source_name = source_name or str(image)
         image = load_image(image)
     name = source_name or "the input image"
+    image = to_rgb8(image, name)
     if cfg.segmenter not in SEGMENTERS:
         raise PreprocessError(f"unknown segmenter {cfg.segmenter!r}; choose one of {SEGMENTERS}")
     if cfg.segmenter == "none":

@@ -142,3 +142,131 @@ def test_segmenter_none_keeps_the_image_as_it_is():
     assert result.method == "none" and result.image.shape == (256, 256, 3)
     assert (result.image[:50] == 255).all() and (result.image[-50:] == 255).all()  # white padding above/below
     assert (np.abs(result.image[128].astype(int) - (200, 0, 0)) <= 2).all()  # the image fills the width
+
+
+# ------------------------------------------------------------------ image modes: 8-bit RGB(A) or refused by name
+def _gradient16(h=8, w=64, seed=0):
+    """(h, w) uint16 covering 0..65535 (both ends included) plus seeded random values."""
+    g = np.linspace(0, 65535, w).round().astype(np.uint16)[None].repeat(h, 0)
+    g[h // 2:] = np.random.default_rng(seed).integers(0, 65536, (h - h // 2, w), dtype=np.uint16)
+    return g
+
+
+def _as8(values16):
+    return np.round(values16.astype(np.float64) / 257.0)
+
+
+def _loaded(path):
+    im = load_image(path)
+    assert im.mode in ("RGB", "RGBA"), f"load_image returned mode {im.mode}"
+    return np.asarray(im).astype(np.int64)
+
+
+def _close(a, b):
+    assert np.abs(np.asarray(a, np.int64) - np.asarray(b, np.int64)).max() <= 1
+
+
+def test_16bit_grey_png_is_scaled_not_clipped(tmp_path):
+    g = _gradient16()
+    Image.fromarray(g).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    out = _loaded(tmp_path / "g16.png")
+    assert out.shape == (*g.shape, 3)
+    for c in range(3):
+        _close(out[..., c], _as8(g))
+    assert 100 < out[0, 32, 0] < 155  # mid-grey stays mid-grey (clipping made it 255)
+
+
+def test_16bit_big_endian_tiff_is_scaled(tmp_path):
+    g = _gradient16(seed=1)
+    Image.frombytes("I;16B", (g.shape[1], g.shape[0]), g.astype(">u2").tobytes()).save(tmp_path / "b.tif")
+    assert Image.open(tmp_path / "b.tif").mode == "I;16B"
+    _close(_loaded(tmp_path / "b.tif")[..., 1], _as8(g))
+
+
+def test_16bit_pgm_mode_I_is_scaled(tmp_path):
+    g = _gradient16(seed=2)
+    path = tmp_path / "g.pgm"
+    path.write_bytes(b"P5\n%d %d\n65535\n" % (g.shape[1], g.shape[0]) + g.astype(">u2").tobytes())
+    assert Image.open(path).mode == "I"
+    _close(_loaded(path)[..., 2], _as8(g))
+
+
+def test_32bit_int_tiff_in_16bit_range_is_scaled_and_outside_it_refused(tmp_path):
+    g = _gradient16(seed=3).astype(np.int32)
+    Image.fromarray(g).save(tmp_path / "i.tif")
+    assert Image.open(tmp_path / "i.tif").mode == "I"
+    _close(_loaded(tmp_path / "i.tif")[..., 0], _as8(g))
+    g[0, 0] = 70000
+    Image.fromarray(g).save(tmp_path / "big.tif")
+    with pytest.raises(PreprocessError, match=r"big\.tif.*mode 'I'.*70000.*8-bit RGB"):
+        load_image(tmp_path / "big.tif")
+
+
+def test_float_tiff_in_unit_range_is_scaled_and_outside_it_refused(tmp_path):
+    f = np.random.default_rng(4).random((8, 32)).astype(np.float32)
+    f[0, :2] = (0.0, 1.0)
+    Image.fromarray(f).save(tmp_path / "f.tif")
+    assert Image.open(tmp_path / "f.tif").mode == "F"
+    _close(_loaded(tmp_path / "f.tif")[..., 0], np.round(f * 255))
+    Image.fromarray(f * 255).save(tmp_path / "f255.tif")
+    with pytest.raises(PreprocessError, match=r"f255\.tif.*mode 'F'.*\[0, 1\].*8-bit RGB"):
+        load_image(tmp_path / "f255.tif")
+
+
+def test_grey_with_alpha_becomes_rgba(tmp_path):
+    rng = np.random.default_rng(5)
+    la = rng.integers(0, 256, (8, 16, 2), dtype=np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    out = _loaded(tmp_path / "la.png")
+    assert out.shape == (8, 16, 4)
+    assert (out[..., :3] == la[..., :1]).all() and (out[..., 3] == la[..., 1]).all()
+
+
+def test_palette_with_transparency_becomes_rgba(tmp_path):
+    p = Image.fromarray(np.array([[0, 1, 2, 1]], np.uint8), "P")
+    p.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255])
+    p.save(tmp_path / "p.png", transparency=1)
+    out = _loaded(tmp_path / "p.png")
+    assert out.tolist() == [[[255, 0, 0, 255], [0, 255, 0, 0], [0, 0, 255, 255], [0, 255, 0, 0]]]
+    assert preprocess_image(tmp_path / "p.png", PreprocessConfig(min_object_px=1)).method == "alpha"
+
+
+def test_cmyk_becomes_rgb(tmp_path):
+    cmyk = np.array([[[0, 0, 0, 0], [255, 0, 0, 0], [0, 128, 64, 0], [0, 0, 0, 255]]], np.uint8)
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "c.tif")
+    assert _loaded(tmp_path / "c.tif").tolist() == [[[255, 255, 255], [0, 255, 255], [255, 127, 191], [0, 0, 0]]]
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_png_is_scaled(tmp_path, channels):
+    import cv2
+
+    rng = np.random.default_rng(6 + channels)
+    rgba16 = rng.integers(0, 65536, (8, 16, channels), dtype=np.uint16)
+    rgba16[0, 0] = 65535
+    rgba16[0, 1] = 0
+    order = [2, 1, 0, 3][:channels]  # OpenCV writes BGR(A)
+    assert cv2.imwrite(str(tmp_path / "c16.png"), rgba16[..., order])
+    out = _loaded(tmp_path / "c16.png")
+    assert out.shape == rgba16.shape
+    _close(out, _as8(rgba16))
+
+
+def test_16bit_grey_key_transparency_is_kept(tmp_path):
+    g = np.array([[0, 1000, 65535, 1000]], np.uint16)
+    Image.fromarray(g).save(tmp_path / "t.png", transparency=1000)
+    out = _loaded(tmp_path / "t.png")
+    assert out[..., 3].tolist() == [[255, 0, 255, 0]]
+    assert out[..., 0].tolist() == [[0, 4, 255, 4]]
+
+
+def test_pil_image_passed_directly_is_converted_too():
+    g = np.full((64, 64), 32896, np.uint16)  # 128 * 257
+    result = preprocess_image(Image.fromarray(g), PreprocessConfig(segmenter="none"))
+    assert (result.image == 128).all()
+
+
+def test_unconvertible_mode_is_refused_by_name(tmp_path):
+    with pytest.raises(PreprocessError, match=r"mode 'LAB'.*8-bit RGB/RGBA PNG"):
+        preprocess_image(Image.new("LAB", (32, 32), (50, 0, 0)), source_name="lab.tif")
