@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from data import conventions as conv
 from data.config import ConfigError, load_config
 from data.io import write_text_atomic
+from data.preprocess import PreprocessError, to_rgb8
 from elevation.config import MATCHERS, ElevationConfig
 from elevation.estimator import ElevationEstimator, warn_sift_fallback
 from elevation.result import ElevationError
@@ -38,10 +39,13 @@ def read_view(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             im.load()
-            has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
-            rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"), dtype=np.float64) / 255.0
+            im = to_rgb8(im, str(path))  # 16-bit / float scaled to 8 bit, unfaithful modes refused
+            has_alpha = im.mode == "RGBA"
+            rgba = np.asarray(im, dtype=np.float64) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
+    except PreprocessError as exc:
+        raise InputError(str(exc)) from exc
     if has_alpha:
         rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
         rgb = np.floor(rgb * 255.0 + 1e-6) / 255.0  # 8-bit like the official PNG round trip

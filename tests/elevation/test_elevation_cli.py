@@ -52,3 +52,15 @@ def test_cli_composites_alpha_on_white(tmp_path):
     assert view.shape == (3, 256, 256)
     assert torch.all(view[:, 0, 0] == 1.0)
     assert torch.allclose(view[:, 120, 120], torch.tensor([10, 20, 30]) / 255.0)
+
+
+def test_16bit_grey_view_is_scaled_not_clipped(tmp_path):
+    g = np.random.default_rng(0).integers(0, 65536, (256, 256), dtype=np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(g).save(path)
+    view = read_view(path)
+    assert torch.allclose(view, torch.from_numpy(np.round(g / 257.0) / 255.0).float()[None].expand(3, -1, -1),
+                          atol=1.01 / 255)
+    bad = tmp_path / "lab.tif"
+    Image.new("LAB", (256, 256)).save(bad)
+    assert cli_main([str(path)] * 3 + [str(bad), "--matcher", "sift"]) == 2
