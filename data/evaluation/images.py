@@ -23,8 +23,10 @@ def load_image(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
+    from data.preprocess import to_rgb8  # 16-bit / float images scaled to 8 bit, unfaithful modes refused
+
     with Image.open(path) as im:
-        rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
+        rgba = np.asarray(to_rgb8(im, str(path)).convert("RGBA"), np.float32) / 255.0
     rgb, alpha = rgba[..., :3], rgba[..., 3:]
     return torch.from_numpy(rgb * alpha + (1.0 - alpha)).permute(2, 0, 1).contiguous()
 

@@ -115,3 +115,11 @@ def test_novel_view_folders_split_and_errors(tmp_path):
     every = evaluate_view_folders(tmp_path / "pred", tmp_path / "gt", "all", objects=["a"], progress=False)
     assert every[0]["views"] == 4 and every[0]["psnr"] < recs["a"]["psnr"]
     assert math.isfinite(every[0]["ssim"])
+
+
+def test_16bit_grey_image_is_scaled_not_clipped(tmp_path):
+    g = np.random.default_rng(0).integers(0, 65536, (8, 16), dtype=np.uint16)
+    Image.fromarray(g).save(tmp_path / "g16.png")
+    img = load_image(tmp_path / "g16.png")
+    expected = torch.from_numpy(np.round(g / 257.0) / 255.0).float()
+    assert img.shape == (3, 8, 16) and torch.allclose(img, expected.expand(3, -1, -1), atol=1.01 / 255)
