@@ -34,7 +34,7 @@ from PIL import Image
 from data import conventions as conv
 from data.device import resolve_device
 from data import layout
-from data.config import ConfigError, load_config
+from data.config import ConfigError, check_overrides, load_config, merge_layer, read_yaml
 from data.mesh import Mesh
 from data.preprocess import PreprocessConfig, PreprocessedImage, preprocess_image
 from data.views import Views
@@ -162,19 +162,14 @@ def load_pipeline_config(*sources: str | Path | dict, overrides: list[str] | tup
     """Typed pipeline config: YAML files / dicts merged in order, ``stage_configs`` files as section bases,
     dotlist ``overrides`` last. Unknown keys and bad values raise :class:`ConfigError` before any model is built."""
     layers = []
-    for src in sources:
-        if isinstance(src, dict):
-            layers.append(OmegaConf.create(src))
-        else:
-            if not Path(src).is_file():
-                raise ConfigError(f"config file not found: {src}")
-            layers.append(OmegaConf.load(src))
+    for src in sources:  # each file is checked against the schema on its own, so errors name it and the line
+        layer = OmegaConf.create(src) if isinstance(src, dict) else read_yaml(src)
+        merge_layer(OmegaConf.structured(PipelineConfig), layer, None if isinstance(src, dict) else src,
+                    PipelineConfig.__name__)
+        layers.append(layer)
     raw = OmegaConf.merge(*layers) if layers else OmegaConf.create({})
     if overrides:
-        try:
-            raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
-        except Exception as exc:
-            raise ConfigError(f"command-line override: {exc}") from exc
+        raw = OmegaConf.merge(raw, check_overrides(PipelineConfig, overrides))
     merged = OmegaConf.to_container(raw, resolve=True)
     for stage, path in (merged.get("stage_configs") or {}).items():
         if stage not in STAGE_NAMES:
@@ -182,7 +177,10 @@ def load_pipeline_config(*sources: str | Path | dict, overrides: list[str] | tup
         file = Path(path) if Path(path).is_absolute() else REPO_ROOT / path
         if not file.is_file():
             raise ConfigError(f"stage_configs.{stage}: file not found: {file}")
-        base = OmegaConf.to_container(OmegaConf.load(file), resolve=True) or {}
+        base_layer = read_yaml(file)
+        section = type(getattr(PipelineConfig(), stage))
+        merge_layer(OmegaConf.structured(section), base_layer, file, section.__name__)
+        base = OmegaConf.to_container(base_layer, resolve=True) or {}
         merged[stage] = OmegaConf.to_container(OmegaConf.merge(base, merged.get(stage) or {}))
     return load_config(PipelineConfig, merged).validate()
 

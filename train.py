@@ -11,7 +11,6 @@ import importlib
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 #: task name -> module with ``run_training(config_path, overrides)``
 TASKS = {
@@ -34,10 +33,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.config.is_file():
-        print(f"error: config file not found: {args.config}", file=sys.stderr)
+    from data.config import ConfigError, read_yaml
+
+    try:
+        task = read_yaml(args.config).get("task")  # missing / malformed YAML: one line naming file and line
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    task = OmegaConf.load(args.config).get("task")
     if task not in TASKS:
         print(f"error: {args.config}: 'task' must be one of {sorted(TASKS)}, got {task!r}", file=sys.stderr)
         return 2
@@ -47,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
                       (args.resume, "resume")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    from data.config import ConfigError
-
     try:
         summary = importlib.import_module(TASKS[task]).run_training(args.config, overrides)
     except ConfigError as exc:

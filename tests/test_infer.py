@@ -175,7 +175,8 @@ def test_missing_weights_one_message_before_any_work(tmp_path, capsys, monkeypat
 def test_bad_config_override(tmp_path, capsys):
     image = require_shared(IMAGE)
     assert run(image, "--output", tmp_path, "--config", TINY, "--set", "schedule.stage9_steps=3") == 2
-    assert "stage9_steps" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "command-line override: key 'schedule.stage9_steps'" in err and "<dict>" not in err
 
 
 def test_fully_transparent_image_fails_with_its_reason(tmp_path, capsys):
@@ -222,3 +223,29 @@ def test_views_grid_layout():
     assert grid.shape == (20, 32, 3)
     assert grid[0, 4 * 5, 0] == 5  # row 0, column 5 = first-stage view "5"
     assert grid[4 * 3, 4 * 2, 0] == 100 + 2 * 4 + 2  # row 3 = nearby j = 2 of view "2"
+
+
+def test_config_mistakes_name_the_file_and_line_in_one_line_before_any_model(tmp_path, capsys, monkeypatch):
+    import pipeline
+
+    monkeypatch.setattr(pipeline.One2345Pipeline, "from_config", classmethod(lambda *a, **k: pytest.fail("built")))
+    image = tmp_path / "a.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(image)
+    cfg = tmp_path / "run.yaml"
+    cases = [
+        ("seed: 0\nschedule:\n  stage1_stpes: 2\n", [], f"{cfg}, line 3: key 'schedule.stage1_stpes'"),
+        ("seed: 0\nschedule:\n  stage1_steps: 2\n stage2_steps: [1\n", [], f"{cfg}, line 4, column 2: malformed YAML"),
+        ("seed: 0\n", ["--set", "seed"], "expected key=value, got 'seed'"),
+    ]
+    for text, extra, expected in cases:
+        cfg.write_text(text)
+        assert run(image, "--output", tmp_path / "o", "--config", cfg, *extra) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "<dict>" not in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
+    stage = tmp_path / "stage.yaml"
+    stage.write_text("sampling:\n  num_inference_step: 3\n")
+    cfg.write_text(f"stage_configs:\n  zero123: {stage}\n")
+    assert run(image, "--output", tmp_path / "o", "--config", cfg) == 2
+    assert f"{stage}, line 2: key 'sampling.num_inference_step'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

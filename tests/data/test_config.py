@@ -61,3 +61,33 @@ def test_every_repo_config_loads():
         schema = getattr(importlib.import_module(m.group(1)), m.group(2))
         load_config(schema, path)
 
+
+
+def test_unknown_key_in_a_file_names_the_file_line_and_the_allowed_keys(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 0.1\ninner:\n  name: x\n  widht: 16\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(_Outer, p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}, line 4: ") and "inner.widht" in msg
+    assert "'width'" in msg and "<dict>" not in msg
+
+
+def test_malformed_yaml_names_file_line_column_and_the_fix(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("inner:\n  width: 16\n name: [a, b\n")
+    with pytest.raises(ConfigError, match=rf"^{p}, line 3, column 2: malformed YAML.*fix"):
+        load_config(_Outer, p)
+    p.write_text("inner:\n\twidth: 16\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 1: malformed YAML.*tab"):
+        load_config(_Outer, p)
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: .*mapping"):
+        load_config(_Outer, p)
+
+
+def test_override_without_equals_says_key_equals_value():
+    for bad in ("inner.width", "=3", "inner"):
+        with pytest.raises(ConfigError, match=rf"expected key=value, got '{bad}'"):
+            load_config(_Outer, overrides=[bad])
+    assert load_config(_Outer, overrides=["inner.name=''"]).inner.name == ""  # key='' is an empty string

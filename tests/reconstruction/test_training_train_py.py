@@ -88,3 +88,15 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trained to step 2" in proc.stdout
     assert (tmp_path / "ddp/checkpoints/last.ckpt").is_file()
+
+
+def test_train_py_malformed_yaml_and_override_without_equals_exit_2(tmp_path, capsys):
+    import train
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: reconstruction\ndata:\n  root: x\n layout: [a\n")
+    assert train.main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 4, column 2: malformed YAML" in err and len(err.strip().splitlines()) == 1
+    assert train.main(["--config", str(CONFIG), "data.root"]) == 2
+    assert "expected key=value, got 'data.root'" in capsys.readouterr().err
