@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-export HF_HUB_OFFLINE ?= 1
 export PYOPENGL_PLATFORM ?= egl
 
 # The Blender backend of scripts/render_dataset.py runs in its own venv (bpy needs Python 3.11 and numpy < 2).

@@ -8,10 +8,15 @@ Every weight the project can use is listed in :data:`REGISTRY`. A *source* names
 * ``"hf://<org>/<repo>/<path/in/repo>"``: one file of a Hugging Face repo;
 * ``"hf://<org>/<repo>"`` or a bare ``"<org>/<repo>"``: a whole repo snapshot (e.g. a diffusers folder).
 
-Hub files are fetched with ``huggingface_hub`` into the standard cache (``$HF_HUB_CACHE``, default
-``~/.cache/huggingface/hub``) with a progress bar, on first use only. URL-only files (U^2-Net) go to rembg's
-own folder (``$U2NET_HOME``, default ``~/.u2net``) so that rembg finds them too. ``HF_HUB_OFFLINE=1``
-forbids every download (hub and URL); the cache is still used.
+Hub files are fetched with ``huggingface_hub`` into the standard cache (``$HF_HUB_CACHE``, else
+``$HF_HOME/hub``, default ``~/.cache/huggingface/hub``) with a progress bar, on first use only. URL-only files
+(U^2-Net) go to rembg's own folder (``$U2NET_HOME``, default ``~/.u2net``) so that rembg finds them too.
+
+Every file is looked up locally first (a cached file is used without any network access). Only when one is
+missing is its server (``$HF_ENDPOINT``, default https://huggingface.co, or the URL's host) probed, once per
+process with a short timeout (:data:`PROBE_TIMEOUT_S`): unreachable -> the missing-weights message at once
+(instead of the hub client's minute of retries); reachable -> download. ``HF_HUB_OFFLINE=1`` forbids every
+download (hub and URL); the cache is still used.
 
 :func:`resolve_all` resolves several weights at once and, when any is missing and cannot be downloaded,
 raises ONE :class:`MissingWeightsError` listing every missing file and how to supply it, so a run stops
@@ -22,6 +27,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +42,9 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 _BARE_REPO = re.compile(r"^[\w.-]+/[\w.-]+$")
 #: A bare "a/b" ending in one of these is a (missing) local file, never a hub repo id.
 _WEIGHT_SUFFIXES = {".ckpt", ".pth", ".pt", ".bin", ".onnx", ".safetensors", ".yaml", ".json"}
+#: Seconds the reachability probe of a download server may take (DNS included) before it counts as unreachable.
+PROBE_TIMEOUT_S = 3.0
+_PROBED: dict[str, tuple[bool, str]] = {}  # server base URL -> (reachable, reason); one probe per process
 
 
 @dataclass(frozen=True)
@@ -140,9 +151,54 @@ def downloads_disabled() -> bool:
 
 
 def hub_cache_dir() -> Path:
+    """The Hugging Face cache folder, read at call time: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else the default."""
     from huggingface_hub import constants
 
-    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_endpoint() -> str:
+    """The hub server, read at call time: ``$HF_ENDPOINT``, default https://huggingface.co."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT or "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """Whether the server of ``url`` answers at all (any HTTP status counts), probed once per process.
+
+    The probe (one HEAD request to the server's root, through the usual proxy variables) runs in a thread
+    bounded by ``timeout`` seconds, name resolution included.
+
+    Returns:
+        ``(True, "")`` or ``(False, reason)``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    if base in _PROBED:
+        return _PROBED[base]
+    answer = [(False, f"{base} did not answer within {timeout:g} s (no network access?)")]
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + "/", method="HEAD"), timeout=timeout):
+                pass
+            answer[0] = (True, "")
+        except urllib.error.HTTPError:  # an HTTP status, even 4xx/5xx: the server is there
+            answer[0] = (True, "")
+        except Exception as exc:  # refused, DNS failure, timeout, TLS ...
+            reason = getattr(exc, "reason", exc)
+            answer[0] = (False, f"{base} is unreachable ({type(reason).__name__}: {reason}; no network access?)")
+
+    thread = threading.Thread(target=probe, name="weights-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    _PROBED[base] = answer[0]
+    return answer[0]
 
 
 def parse_source(source: str) -> tuple[str, str | None]:
@@ -185,13 +241,24 @@ def _download_url(spec: WeightSpec, dest: Path) -> Path:
 
 
 def _resolve_hub(repo_id: str, filename: str | None, download: bool, allow_patterns=None) -> Path:
+    """The cached file or snapshot folder (``download=False``), else downloaded into the cache."""
     import huggingface_hub as hf
 
-    local_only = not download or downloads_disabled()
+    kwargs = {"cache_dir": str(hub_cache_dir()), "local_files_only": not download}
+    if download:
+        kwargs["endpoint"] = hub_endpoint()
     if filename is None:
         patterns = list(allow_patterns) if allow_patterns else None
-        return Path(hf.snapshot_download(repo_id, local_files_only=local_only, allow_patterns=patterns))
-    return Path(hf.hf_hub_download(repo_id, filename, local_files_only=local_only))
+        return Path(hf.snapshot_download(repo_id, allow_patterns=patterns, **kwargs))
+    return Path(hf.hf_hub_download(repo_id, filename, **kwargs))
+
+
+def _cached_hub(repo_id: str, filename: str | None, allow_patterns=None) -> Path | None:
+    """The file (or snapshot folder) already in the Hugging Face cache, without any network access."""
+    try:
+        return _resolve_hub(repo_id, filename, False, allow_patterns)
+    except Exception:  # LocalEntryNotFoundError and friends: not cached
+        return None
 
 
 def try_resolve(name: str, source: str | None = None, *, download: bool = True) -> tuple[Path | None, str]:
@@ -211,6 +278,9 @@ def try_resolve(name: str, source: str | None = None, *, download: bool = True) 
             return dest, ""
         if not download or downloads_disabled():
             return None, f"not in {dest.parent} and downloads are disabled (HF_HUB_OFFLINE=1)"
+        reachable, why = hub_reachable(source)
+        if not reachable:
+            return None, f"not in {dest.parent}, and {why}"
         try:
             return _download_url(spec, dest), ""
         except Exception as exc:  # network errors come in many types
@@ -219,13 +289,18 @@ def try_resolve(name: str, source: str | None = None, *, download: bool = True) 
         repo_id, filename = parse_source(source)
     except ValueError:
         return None, f"local path {local} does not exist"
+    patterns = spec.allow_patterns if source == spec.default_source else None
+    cached = _cached_hub(repo_id, filename, patterns)
+    if cached is not None:
+        return cached, ""
+    if not download or downloads_disabled():
+        return None, f"not in the Hugging Face cache {hub_cache_dir()} and downloads are disabled (HF_HUB_OFFLINE=1)"
+    reachable, why = hub_reachable(hub_endpoint())
+    if not reachable:
+        return None, f"not in the Hugging Face cache {hub_cache_dir()}, and the hub {why}"
     try:
-        patterns = spec.allow_patterns if source == spec.default_source else None
-        return _resolve_hub(repo_id, filename, download, patterns), ""
-    except Exception as exc:  # LocalEntryNotFoundError, HTTP errors, ...
-        if not download or downloads_disabled():
-            where = hub_cache_dir()
-            return None, f"not in the Hugging Face cache {where} and downloads are disabled (HF_HUB_OFFLINE=1)"
+        return _resolve_hub(repo_id, filename, True, patterns), ""
+    except Exception as exc:  # HTTP errors (404, gated repo, ...), interrupted download
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         return None, f"hub download of {source} failed: {type(exc).__name__}: {first_line}"
 
@@ -267,8 +342,8 @@ def format_missing(missing: list[tuple[WeightSpec, str, str]]) -> str:
     lines += [
         "Supply them in any of these ways:",
         f"  * download them once with network access: python scripts/download_weights.py --only {names}",
-        "    (fills the Hugging Face cache; copy that cache folder to an offline machine), or set HF_HUB_OFFLINE=0"
-        " to download on first use (make infer HF_HUB_OFFLINE=0 IMAGE=...);",
+        "    (fills the Hugging Face cache; copy that cache folder to an offline machine); on a machine with"
+        " network access a run downloads them on first use unless HF_HUB_OFFLINE=1 is set;",
         "  * point the config at local copies, e.g. infer.py ... --set weights."
         + missing[0][0].name
         + "=/path/to/"

@@ -6,7 +6,7 @@
 
 Hub files land in the Hugging Face cache ($HF_HUB_CACHE, default ~/.cache/huggingface/hub); rembg's U^2-Net in
 $U2NET_HOME (default ~/.u2net). Copy those folders to an offline machine to run there with HF_HUB_OFFLINE=1.
-Needs network access: unset HF_HUB_OFFLINE first (the Makefile sets it to 1).
+Needs network access (and HF_HUB_OFFLINE unset); files already cached are not fetched again.
 """
 from __future__ import annotations
 

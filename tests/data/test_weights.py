@@ -90,3 +90,44 @@ def test_try_resolve_never_downloads_when_offline(offline_cache, monkeypatch):
     monkeypatch.setattr(weights, "_download_url", boom)
     path, reason = try_resolve("u2net")
     assert path is None and "downloads are disabled" in reason
+
+
+def test_unreachable_hub_gives_the_missing_message_at_once(tmp_path, monkeypatch):
+    """Downloads allowed but the hub does not answer (closed loopback port): one quick probe, then the message
+    naming every missing file -- not a minute of download retries."""
+    import time
+
+    endpoint = "http://127.0.0.1:9"  # loopback, nothing listens: refused at once
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", endpoint)  # the library read HF_ENDPOINT on import
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    start = time.perf_counter()
+    with pytest.raises(MissingWeightsError) as info:
+        resolve_all({"zero123": None, "reconstruction": None, "loftr": None})
+    elapsed = time.perf_counter() - start
+    assert elapsed < 10, f"took {elapsed:.1f} s to report missing weights"
+    assert [s.name for s, _, _ in info.value.missing] == ["zero123", "reconstruction", "loftr"]
+    msg = str(info.value)
+    for expected in ("zero123-xl.ckpt", "ckpt_215000.pth", "indoor_ds_new.ckpt", endpoint):
+        assert expected in msg
+
+
+def test_cached_files_are_used_without_any_network(offline_cache, monkeypatch):
+    """With downloads allowed, a file already in the cache is returned without opening any connection."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # should anything connect, it stays on loopback
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    connections = []
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", lambda self, addr: connections.append(addr) or real_connect(self, addr))
+    spec = REGISTRY["loftr"]
+    target = _fake_hub_cache(offline_cache, spec.repo_id, spec.filename)
+    assert resolve("loftr").resolve() == target.resolve()
+    assert connections == []
