@@ -10,8 +10,11 @@ glTF / GLB are +Y up by specification; other formats have none and are taken as 
 +Y-up scans). The +Y -> +Z rotation is Blender's glTF import rotation (x, y, z) -> (x, -z, y), so a glTF asset's
 front (+Z) ends up facing -y, i.e. the azimuth-0 camera.
 
-Normalisation (the One-2-3-45 / Zero123 render scripts): centre the axis-aligned bounding box on the origin and
-scale its longest side to :data:`data.conventions.OBJECT_BBOX_SIZE` -- the size inference assumes.
+Normalisation, chosen by ``framing``: ``"bbox"`` (the Zero123 render scripts) centres the axis-aligned bounding
+box on the origin and scales its longest side to :data:`data.conventions.OBJECT_BBOX_SIZE`; ``"rig"`` (renders on
+One-2-3-45's inference rig: reconstruction training data, ``python -m data.render``) centres the box the same way
+and scales the object's bounding sphere about that centre to :data:`data.conventions.RIG_OBJECT_RADIUS`, the
+framing of a preprocessed input (at most 75 % of the image from every rig camera).
 """
 from __future__ import annotations
 
@@ -110,6 +113,25 @@ def normalization_matrix(vertices: np.ndarray, size: float = conv.OBJECT_BBOX_SI
     m = np.eye(4)
     m[:3, :3] *= scale
     m[:3, 3] = -scale * (lo + hi) / 2.0
+    return m
+
+
+#: Object framings of :func:`load_asset_with_info` (see the module docstring).
+FRAMINGS = ("bbox", "rig")
+
+
+def rig_framing_matrix(vertices: np.ndarray, radius: float = conv.RIG_OBJECT_RADIUS) -> np.ndarray:
+    """(4, 4) similarity that centres the bounding box of ``vertices`` (V, 3) and scales the largest distance of a
+    vertex from that centre to ``radius`` (the inference-rig framing, :data:`data.conventions.RIG_OBJECT_RADIUS`)."""
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = (lo + hi) / 2.0
+    reach = float(np.linalg.norm(vertices - centre, axis=1).max()) if len(vertices) else 0.0
+    if not np.isfinite(reach) or reach <= 0.0:
+        raise ValueError(f"cannot normalise a mesh with bounding box {lo.tolist()} .. {hi.tolist()}")
+    scale = radius / reach
+    m = np.eye(4)
+    m[:3, :3] *= scale
+    m[:3, 3] = -scale * centre
     return m
 
 
@@ -236,21 +258,26 @@ def load_asset_with_info(
     normalize: bool = True,
     size: float = conv.OBJECT_BBOX_SIZE,
     max_texture_size: int = 2048,
+    framing: str = "bbox",
 ) -> tuple[Mesh, AssetInfo]:
     """Load a 3D asset as one mesh in the world frame (see the module docstring) and report the mapping.
 
     Args:
         path: .obj / .glb / .gltf / .ply / .stl / .off file (OBJ materials and textures next to it).
         up_axis: ``"auto"`` or one of ``+x -x +y -y +z -z``: the file's up direction.
-        normalize: centre the bounding box and scale the longest side to ``size``.
-        size: longest bounding-box side after normalisation (world units); default the project constant.
+        normalize: centre the bounding box and scale the object as ``framing`` says.
+        size: longest bounding-box side after ``"bbox"`` normalisation (world units); default the project constant.
         max_texture_size: packed textures larger than this (pixels, longer side) are downscaled.
+        framing: ``"bbox"`` (longest side ``size``, the Zero123 layout) or ``"rig"`` (bounding sphere of radius
+            :data:`data.conventions.RIG_OBJECT_RADIUS`, renders on the inference rig).
 
     Raises:
         AssetNotFoundError, AssetCorruptError, AssetEmptyError, AssetNonFiniteError (all :class:`MeshError`).
     """
     import trimesh
 
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
     path = Path(path)
     up = resolve_up_axis(path, up_axis)
     scene = _read_scene(path)
@@ -271,7 +298,8 @@ def load_asset_with_info(
     verts = mesh.vertices.double().numpy() @ to_world[:3, :3].T
     if normalize:
         try:
-            to_world = normalization_matrix(verts, size) @ to_world
+            frame = rig_framing_matrix(verts) if framing == "rig" else normalization_matrix(verts, size)
+            to_world = frame @ to_world
         except ValueError as exc:
             raise AssetEmptyError(f"asset {path} is degenerate: {exc}") from exc
     mesh = _cap_texture(mesh.transformed(torch.as_tensor(to_world)), max_texture_size)
@@ -284,6 +312,7 @@ def load_asset(
     normalize: bool = True,
     size: float = conv.OBJECT_BBOX_SIZE,
     max_texture_size: int = 2048,
+    framing: str = "bbox",
 ) -> Mesh:
     """:func:`load_asset_with_info` without the report: the normalised world-frame mesh."""
-    return load_asset_with_info(path, up_axis, normalize, size, max_texture_size)[0]
+    return load_asset_with_info(path, up_axis, normalize, size, max_texture_size, framing)[0]

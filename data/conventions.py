@@ -55,6 +55,35 @@ INPUT_AZIMUTH_DEG: float = 30.0
 RIG_NEAR_FAR: tuple[float, float] = (CAMERA_RADIUS - 0.7, CAMERA_RADIUS + 0.6)
 #: World up axis.
 WORLD_UP = (0.0, 0.0, 1.0)
+#: Fraction of the 256 px input image that the object's longer side fills after preprocessing (the official
+#: recentring: square side ``int(max(w, h) / 0.75)``). Zero123 keeps this framing in the views it generates.
+INPUT_OBJECT_FILL: float = 0.75
+
+
+def framed_object_radius(
+    fill: float = INPUT_OBJECT_FILL, camera_radius: float = CAMERA_RADIUS, focal_px: float = FOCAL_PX,
+    size_px: float = IMAGE_SIZE,
+) -> float:
+    """Radius (world units) of the origin-centred sphere whose silhouette spans ``fill`` of the image side from any
+    camera of a look-at rig at ``camera_radius``.
+
+    A sphere of radius R seen from distance d subtends a cone of half-angle asin(R / d); its image is a disc of
+    radius ``focal_px * tan(asin(R / d))`` px. Setting that to ``fill * size_px / 2`` with ``t = fill * size_px /
+    (2 focal_px)`` gives ``R = d t / sqrt(1 + t^2)``.
+    """
+    t = fill * size_px / (2.0 * focal_px)
+    return float(camera_radius * t / np.sqrt(1.0 + t * t))
+
+
+#: Object scale on the inference rig (the reconstruction training layout, ``python -m data.render``'s default):
+#: the object's bounding sphere about its bounding-box centre has this radius (~0.389 world units), so from every
+#: camera of the rig (radius 1.2, focal 280 px at 256 px) the object spans at most :data:`INPUT_OBJECT_FILL` of
+#: the image -- the framing of a preprocessed input, which Zero123 keeps -- and never touches the border. (On the
+#: meshes of ``../shared/data`` the longer side of the silhouette is 0.48-0.69 of the image at the median view,
+#: 0.60-0.74 at the largest.) The longest-side-1 objects of :data:`OBJECT_BBOX_SIZE` would fill up to 1.6x the
+#: image on this rig. Zero123's own layout keeps the official Objaverse recipe (longest side 1, radius 1.5-2.2),
+#: whose occasional crops are the official data's too.
+RIG_OBJECT_RADIUS: float = framed_object_radius()
 
 #: ``diag(1, -1, -1, 1)``: right-multiplying a c2w by it swaps OpenGL <-> OpenCV camera axes.
 GL_CV_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])

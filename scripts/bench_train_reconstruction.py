@@ -6,9 +6,11 @@ visual hull carved from the same views' masks.
     python scripts/bench_train_reconstruction.py --config configs/train/reconstruction_cpu.yaml \
         --output outputs/bench_train_reconstruction [key=value ...]
 
-Per held-out object: F-score at 0.05 and Chamfer distance (mean of the two directional means, Euclidean) between
-10k surface samples of the reconstruction and of the ground-truth mesh, both in the world frame where the
-ground truth is normalised to a unit bounding box (longest side 1, centred). Prints a table, saves
+Objects are rendered on the inference rig with the inference framing (``data.assets`` ``framing="rig"``: bounding
+sphere of radius ``data.conventions.RIG_OBJECT_RADIUS``, never cut by the image border). Per held-out object:
+F-score at 0.05 and Chamfer distance (mean of the two directional means, Euclidean) between 10k surface samples of
+the reconstruction and of the ground-truth mesh, both scaled so that the ground truth has a unit bounding box
+(longest side 1, centred), so the threshold is 5 % of the object's size whatever the render scale. Prints a table, saves
 ``results.json``, ``loss_curve.png``, the meshes, and the training outputs (checkpoints, logs) under --output.
 Rendered views are cached under ``<output>/renders`` so re-runs skip rendering.
 """
@@ -64,6 +66,8 @@ HELD_OUT_MESHES = [
     ("keenan/spot/spot.obj", "+y"), ("geometry_only/teapot/teapot.obj", "+y"),
 ]
 FSCORE_THRESHOLD = 0.05
+#: Object scale of the renders: the inference rig's framing of a preprocessed input (data/conventions.py).
+FRAMING = "rig"
 SURFACE_SAMPLES = 10_000
 
 
@@ -92,11 +96,11 @@ def render_object(mesh: Mesh, uid: str, polar_deg: float, size: int) -> Training
 
 def cached_object(mesh_root: Path, cache: Path, rel: str, up: str, polar: float, size: int) -> TrainingObject:
     uid = rel.split("/")[-2] if rel.count("/") >= 1 else rel
-    path = cache / f"{rel.replace('/', '__')}_p{polar:g}_s{size}.pt"
+    path = cache / f"{rel.replace('/', '__')}_p{polar:g}_s{size}_{FRAMING}.pt"
     if path.is_file():
         d = torch.load(path, weights_only=False)
         return TrainingObject(d["uid"], d["targets"], d["depths"], d["sources"])
-    obj = render_object(load_asset(mesh_root / rel, up_axis=up), uid, polar, size)
+    obj = render_object(load_asset(mesh_root / rel, up_axis=up, framing=FRAMING), uid, polar, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"uid": obj.uid, "targets": obj.targets, "depths": obj.target_depths, "sources": obj.sources}, path)
     return obj
@@ -117,11 +121,14 @@ class InMemoryReader:
 
 
 def surface_metrics(pred: Mesh | None, gt: Mesh) -> dict:
-    """F-score@0.05 and Chamfer of a predicted mesh against the ground truth (zero F / inf Chamfer if None)."""
+    """F-score@0.05 and Chamfer of a predicted mesh against the ground truth (zero F / inf Chamfer if None), both
+    scaled by 1 / (the ground truth's longest bounding-box side): the unit-box frame whatever the render scale."""
     if pred is None or pred.num_faces == 0:
         return {"fscore": 0.0, "chamfer": math.inf, "precision": 0.0, "recall": 0.0, "faces": 0}
-    p = sample_surface(pred.vertices.numpy(), pred.faces.numpy(), SURFACE_SAMPLES, seed=1)
-    g = sample_surface(gt.vertices.numpy(), gt.faces.numpy(), SURFACE_SAMPLES, seed=2)
+    v = gt.vertices.double()
+    unit = 1.0 / float((v.max(0).values - v.min(0).values).max())
+    p = sample_surface(pred.vertices.double().numpy() * unit, pred.faces.numpy(), SURFACE_SAMPLES, seed=1)
+    g = sample_surface(v.numpy() * unit, gt.faces.numpy(), SURFACE_SAMPLES, seed=2)
     m = compare_point_clouds(p, g, (FSCORE_THRESHOLD,))
     return {"fscore": m.fscore[FSCORE_THRESHOLD], "chamfer": m.chamfer, "precision": m.precision[FSCORE_THRESHOLD],
             "recall": m.recall[FSCORE_THRESHOLD], "faces": int(pred.num_faces)}
@@ -223,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     for rel, up, obj in held:
         if cfg.data.source_views:
             obj = select_sources(obj, cfg.data.source_views)
-        gt = load_asset(mesh_root / rel, up_axis=up)
+        gt = load_asset(mesh_root / rel, up_axis=up, framing=FRAMING)
         frame = ReconstructionFrame.from_cameras(obj.targets.cameras[0], obj.sources.cameras)
         meshes = {
             "trained": reconstruct(trained, cfg, obj, res),
@@ -248,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         "volume_resolution": cfg.model.volume_resolution,
         "mesh_resolution": res, "hull_resolution": args.hull_resolution, "steps": int(trainer.global_step),
         "train_objects": [r for r, _ in train_specs], "train_polars": polars, "eval_polar": args.eval_polar,
-        "source_views": cfg.data.source_views or list(range(32)), "held_out": rows, "mean": mean, "fscore_threshold": FSCORE_THRESHOLD, "surface_samples": SURFACE_SAMPLES,
+        "framing": FRAMING, "source_views": cfg.data.source_views or list(range(32)), "held_out": rows, "mean": mean, "fscore_threshold": FSCORE_THRESHOLD, "surface_samples": SURFACE_SAMPLES,
         "seconds": {"render": t_render, "train": t_train, "evaluate": time.time() - t1 - t_train},
         "torch_threads": args.threads,
     }

@@ -37,6 +37,9 @@ from data.mesh import MeshError
 from data.render.backends import BackendConfig, make_backend
 
 LAYOUTS = ("zero123", "reconstruction")
+#: Object scale per layout (:func:`data.assets.load_asset_with_info`): Zero123's official recipe (longest side 1,
+#: cameras at radius 1.5-2.2, with its occasional crops) and the inference rig's framing of a preprocessed input.
+LAYOUT_FRAMING = {"zero123": "bbox", "reconstruction": "rig"}
 INDEX_FILE = "valid_paths.json"
 
 
@@ -121,11 +124,13 @@ def object_seed(seed: int, object_id: str) -> int:
 
 def render_object(asset: Path, object_id: str, out_root: Path, cfg: DatasetRenderConfig, backend) -> int:
     """Render one object into ``out_root/object_id`` atomically; returns the number of views written."""
-    mesh, info = load_asset_with_info(asset, up_axis=cfg.up_axis, max_texture_size=cfg.max_texture_size)
+    framing = LAYOUT_FRAMING[cfg.layout]
+    mesh, info = load_asset_with_info(asset, up_axis=cfg.up_axis, max_texture_size=cfg.max_texture_size,
+                                      framing=framing)
     seed = object_seed(cfg.seed, object_id)
     rng = np.random.default_rng(seed)
-    meta = {"object_id": object_id, "asset": str(asset), "up_axis": info.up_axis, "to_world": info.to_world.tolist(),
-            "seed": seed, "backend": backend.name, "config": asdict(cfg)}
+    meta = {"object_id": object_id, "asset": str(asset), "up_axis": info.up_axis, "framing": framing,
+            "to_world": info.to_world.tolist(), "seed": seed, "backend": backend.name, "config": asdict(cfg)}
     for stale in out_root.glob(f".{object_id}.*"):  # leftovers of a killed run of this object
         shutil.rmtree(stale, ignore_errors=True)
     if cfg.layout == "zero123":

@@ -14,8 +14,10 @@ Per object folder::
 
 Cameras: :func:`data.layout.cameras_for` (radius :data:`~data.conventions.CAMERA_RADIUS`, focal
 :data:`~data.conventions.FOCAL_PX` at :data:`~data.conventions.IMAGE_SIZE`) and nearby views from
-:func:`data.layout.nearby_views`: the one rig definition inference uses. Objects are normalised by
-:mod:`data.assets` to :data:`~data.conventions.OBJECT_BBOX_SIZE`.
+:func:`data.layout.nearby_views`: the one rig definition inference uses. Objects are framed as inference frames
+them (:mod:`data.assets` ``framing="rig"``): bounding sphere of radius :data:`~data.conventions.RIG_OBJECT_RADIUS`,
+so every view shows the whole object within the 75 % of the image a preprocessed input fills, never cut by the
+border (``tests/data/test_datasets.py`` checks every mesh of ``../shared/data``).
 """
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ Per object folder (what the official ``ObjaverseData`` reads)::
 
 Official sampling (spec section 4.1): camera direction = a uniform sample of the cube [-1, 1]^3, normalised (not
 uniform on the sphere); radius U(1.5, 2.2); FOV 49.134 deg (35 mm lens, 32 mm sensor); one area light per object
-at x, y ~ U(-1, 1), z ~ U(0.5, 1.5), energy U(300, 600).
+at x, y ~ U(-1, 1), z ~ U(0.5, 1.5), energy U(300, 600). Objects keep the official scale (longest bounding-box side
+:data:`~data.conventions.OBJECT_BBOX_SIZE`, ``framing="bbox"``): at radius 1.5 with this FOV a box of side 1 seen
+along a diagonal can reach past the image border, so a few views of elongated or cubic objects are cut by the
+frame. That is the official data's property too (its Objaverse renders use the same numbers), kept on purpose.
 """
 from __future__ import annotations
 

@@ -37,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"focal length in pixels at --size (default {conv.FOCAL_PX:g} px at 256 px, scaled)")
     p.add_argument("--fov", type=float, default=None, help="field of view in degrees (instead of --focal)")
     p.add_argument("--up-axis", default="auto", help="the file's up axis: auto (glTF +y, others +z) or +x..-z")
+    p.add_argument("--framing", choices=("rig", "bbox"), default="rig",
+                   help="object scale: 'rig' (default) = the framing of a preprocessed input on the inference rig "
+                        "(bounding sphere of radius data.conventions.RIG_OBJECT_RADIUS ~0.389: at most 75%% of the "
+                        "image from every camera at radius 1.2); 'bbox' = longest side 1 (the Zero123 layout's "
+                        "scale, which fills up to 1.6x the image at radius 1.2: use a larger --radius)")
     p.add_argument("--config", type=Path, default=None, help="RenderConfig YAML")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="RenderConfig overrides, e.g. shading=flat supersample=1")
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: polar 0 or 180 puts the camera on the z axis, where look-at is undefined", file=sys.stderr)
         return 2
     try:
-        mesh, info = load_asset_with_info(args.mesh, up_axis=args.up_axis)
+        mesh, info = load_asset_with_info(args.mesh, up_axis=args.up_axis, framing=args.framing)
     except (MeshError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     out = render_mesh(mesh, cameras, cfg)
     seconds = time.perf_counter() - start
     save_render(out, args.out, mesh=str(args.mesh), up_axis=info.up_axis, config=cfg,
-                to_world=info.to_world.tolist())
+                to_world=info.to_world.tolist(), framing=args.framing)
     print(f"rendered {len(cameras)} views of {args.mesh} ({mesh.num_faces} faces) in {seconds:.2f} s -> {args.out}")
     return 0
 

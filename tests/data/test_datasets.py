@@ -64,7 +64,8 @@ def test_reconstruction_depth_back_projects_onto_normalised_mesh(recon_root, ass
     assert data.ids == sorted(object_ids(assets))
     for index, object_id in enumerate(data.ids):
         meta = json.loads((recon_root / object_id / "meta.json").read_text())
-        mesh = load_asset(meta["asset"], up_axis=meta["up_axis"])
+        mesh = load_asset(meta["asset"], up_axis=meta["up_axis"], framing=meta["framing"])
+        assert meta["framing"] == "rig"
         obj = data.load(index)
         assert len(obj.targets) == 2 and len(obj.sources) == 8
         depth = obj.target_depths[:, 0].reshape(2, -1).double()
@@ -126,7 +127,8 @@ def test_zero123_views_match_their_stored_cameras(zero123_root):
         radius = cams.centers.norm(dim=1)
         assert ((radius >= 1.5) & (radius <= 2.2)).all()
         meta = json.loads((folder / "meta.json").read_text())
-        mesh = load_asset(meta["asset"], up_axis=meta["up_axis"])
+        assert meta["framing"] == "bbox"  # the official Zero123 scale: longest side 1
+        mesh = load_asset(meta["asset"], up_axis=meta["up_axis"], framing=meta["framing"])
         cast = RayCaster(mesh).render(cams)
         from PIL import Image
 
@@ -214,3 +216,32 @@ def test_zero123_npy_gives_the_official_relative_pose(zero123_root):
         assert np.sin(d_az) == pytest.approx(np.sin((a1 - a0) % (2 * np.pi)), abs=1e-9)
         assert np.cos(d_az) == pytest.approx(np.cos((a1 - a0) % (2 * np.pi)), abs=1e-9)
         assert float(item["delta_radius"]) == pytest.approx(r1 - r0, abs=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("selection", ["sphere", "inference"])
+def test_reconstruction_layout_never_cuts_an_object_by_the_frame(selection, tmp_path):
+    """Every mesh of ../shared/data, all 40 views (8 main + 32 nearby): no mask pixel on the image border, and the
+    object's silhouette spans at most the 75 % of the image a preprocessed input fills (+ 2 px of rasterisation)."""
+    from PIL import Image
+
+    root = require_shared("data/meshes")
+    from data.datasets.generate import list_assets
+
+    assets = list_assets(root)
+    assert len(assets) >= 20
+    cfg = DatasetRenderConfig(layout="reconstruction", up_axis="+y", backend=FAST_CPU,
+                              reconstruction=ReconstructionLayoutConfig(view_selection=selection))
+    records = generate(assets, tmp_path, cfg, progress=False)
+    assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
+    limit = conv.INPUT_OBJECT_FILL * conv.IMAGE_SIZE + 2
+    for record in records:
+        folder = tmp_path / record["object_id"]
+        files = sorted(f for f in folder.glob("view_*.png") if "depth" not in f.name)
+        assert len(files) == 40
+        alpha = np.stack([np.asarray(Image.open(f))[..., 3] for f in files]) > 0
+        border = alpha[:, 0, :].any(1) | alpha[:, -1, :].any(1) | alpha[:, :, 0].any(1) | alpha[:, :, -1].any(1)
+        assert not border.any(), f"{record['object_id']}: {[files[i].name for i in np.flatnonzero(border)]} cut"
+        rows, cols = alpha.any(2), alpha.any(1)
+        extent = [max(np.ptp(np.flatnonzero(r)), np.ptp(np.flatnonzero(c))) + 1 for r, c in zip(rows, cols)]
+        assert max(extent) <= limit, (record["object_id"], max(extent))

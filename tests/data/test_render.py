@@ -207,3 +207,31 @@ def test_cli_reports_bad_mesh(tmp_path, capsys):
     assert render_cli([str(bad), "--out", str(tmp_path / "o")]) == 1
     assert "bad.obj" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _masks(folder):
+    """(N, H, W) bool foreground of a render folder (its ``*_mask.png`` files)."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(f)) > 0 for f in sorted(folder.glob("*_mask.png"))])
+
+
+@pytest.mark.parametrize("relative", ["khronos/BoxTextured/BoxTextured.glb", "hope/milk/textured.obj"])
+def test_cli_default_rig_frames_the_whole_object(relative, tmp_path, shared):
+    """`python -m data.render MESH --polar 90` at the default rig: the object as a preprocessed input frames it
+    (at most 75 % of the image, nothing on the border); `--framing bbox` (longest side 1) fills past the frame."""
+    mesh = shared(MESHES) / relative
+    args = [str(mesh), "--polar", "90", "--azimuth", "0", "45", "90", "--size", "64", "--up-axis", "+y",
+            "--set", "supersample=1"]
+    assert render_cli([*args, "--out", str(tmp_path / "rig")]) == 0
+    fg = _masks(tmp_path / "rig")
+    assert fg.any((1, 2)).all()
+    assert not (fg[:, 0].any() or fg[:, -1].any() or fg[:, :, 0].any() or fg[:, :, -1].any())
+    assert len(fg) == 3
+    span = max(int(fg.any(2).sum(1).max()), int(fg.any(1).sum(1).max()))
+    assert span <= conv.INPUT_OBJECT_FILL * 64 + 1
+    meta = json.loads((tmp_path / "rig" / "cameras.json").read_text())
+    assert meta["framing"] == "rig"
+    assert render_cli([*args, "--framing", "bbox", "--out", str(tmp_path / "bbox")]) == 0
+    fg = _masks(tmp_path / "bbox")
+    assert fg[:, 0].any() or fg[:, -1].any() or fg[:, :, 0].any() or fg[:, :, -1].any()
