@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from data.datasets.rendered import RenderedReconstructionDataset, Zero123PairsDataset, collate
+from data.datasets.seeded import ResumableDataLoader
 
 
 @dataclass
@@ -37,9 +38,14 @@ class RenderedDataConfig:
 
 
 class RenderedDataModule(pl.LightningDataModule):
-    """Builds the datasets lazily in :meth:`setup`; ``transform`` (reconstruction only) maps each object."""
+    """Builds the datasets lazily in :meth:`setup`; ``transform`` (reconstruction only) maps each object.
 
-    def __init__(self, cfg: RenderedDataConfig, transform=None):
+    The training loader is a :class:`~data.datasets.seeded.ResumableDataLoader`: its order and every item's random
+    draws are functions of (``seed``, epoch, item), whatever ``num_workers``, and a resumed run continues exactly.
+    Trainers pass ``use_distributed_sampler=False`` (its sampler splits the items among DDP ranks itself).
+    """
+
+    def __init__(self, cfg: RenderedDataConfig, transform=None, seed: int = 0):
         super().__init__()
         if cfg.layout not in ("zero123", "reconstruction"):
             raise ValueError(f"layout must be 'zero123' or 'reconstruction', got {cfg.layout!r}")
@@ -47,6 +53,7 @@ class RenderedDataModule(pl.LightningDataModule):
             raise ValueError("RenderedDataConfig.root is empty: point it at a folder written by render_dataset.py")
         self.cfg = cfg
         self.transform = transform
+        self.seed = seed
         self.train = self.val = None
 
     def _dataset(self, ids, train: bool):
@@ -66,10 +73,12 @@ class RenderedDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=self.cfg.batch_size, shuffle=shuffle, num_workers=self.cfg.num_workers,
                           collate_fn=collate, persistent_workers=self.cfg.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         if self.train is None:
             self.setup("fit")
-        return self._loader(self.train, shuffle=True)
+        return ResumableDataLoader(self.train, self.cfg.batch_size, seed=self.seed, shuffle=True,
+                                   num_workers=self.cfg.num_workers, collate_fn=collate,
+                                   persistent_workers=self.cfg.num_workers > 0)
 
     def val_dataloader(self):
         if self.val is None and self.cfg.val_list:

@@ -25,6 +25,7 @@ from data.datasets.one2345_official import (
     scale_intrinsics,
 )
 from data.cameras import Cameras
+from data.datasets.seeded import key_generator
 from data.datasets.zero123_layout import read_zero123_object
 from data.layout import RelativePose
 from data.views import Views
@@ -76,7 +77,10 @@ class Zero123PairsDataset(Dataset):
         root: dataset root of the ``zero123`` layout.
         ids: None (every complete object), a split list file, or a list of object ids.
         image_size: output side in pixels (area resampling; Zero123 trains at 256).
-        seed: if set, the pair of item i is fixed (validation); otherwise drawn afresh each access.
+        seed: if set, the pair of item i is fixed (validation); otherwise drawn afresh each access. A
+            :class:`~data.datasets.seeded.DrawKey` ``(seed, epoch, index)`` key (what
+            :class:`~data.datasets.seeded.SeededSampler` yields in training) draws the pair of ``index`` from
+            that key instead, so a run's pairs are a function of its seed, the epoch and the item.
 
     Items: ``cond_image``, ``target_image`` (3, S, S) float in [0, 1] on white; ``delta_polar_deg``,
     ``delta_azimuth_deg`` (wrapped to [-180, 180)), ``delta_radius`` float64 scalars; ``cond_index``,
@@ -96,12 +100,19 @@ class Zero123PairsDataset(Dataset):
         img = read_rgb_on_white(folder / f"{index:03d}.png")
         return resize_views(img[None], self.image_size, "area")[0]
 
-    def __getitem__(self, i: int) -> dict:
+    def _generator(self, key) -> tuple[int, torch.Generator | None]:
+        """(item index, generator of its draws) of an int index or a :class:`~data.datasets.seeded.DrawKey`."""
+        i, gen = key_generator(key)
+        if gen is None and self.seed is not None:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        return i, gen
+
+    def __getitem__(self, key) -> dict:
+        i, gen = self._generator(key)
         folder = self.root / self.ids[i]
         n, cameras = read_zero123_object(folder)
         if n < 2:
             raise DatasetError(f"{folder}: a pair needs at least 2 views, found {n}")
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + i) if self.seed is not None else None
         cond, target = torch.randperm(n, generator=gen)[:2].tolist()
         pose = RelativePose.between(cameras[cond], cameras[target])
         return {
@@ -179,7 +190,8 @@ class RenderedReconstructionDataset(Dataset):
                              tuple(names[i] for i in near), "+".join(sorted(provenance)))
         return TrainingObject(self.ids[index], target_views, depths, source_views)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key):
+        index, _ = key_generator(key)  # an int or a DrawKey (no random draws here)
         obj = self.load(index)
         return self.transform(obj) if self.transform is not None else obj
 

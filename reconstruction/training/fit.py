@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from data.config import ConfigError, load_config, save_config
 from data.datasets.one2345_official import One2345OfficialDataset
+from data.datasets.seeded import ResumableDataLoader
 from reconstruction.checkpoint import load_official_checkpoint
 from reconstruction.model import ReconstructionModel
 from reconstruction.training.config import TrainReconstructionConfig
@@ -68,16 +69,18 @@ def build_readers(cfg: TrainReconstructionConfig) -> tuple[ObjectReader, ObjectR
 
 
 def build_loaders(cfg: TrainReconstructionConfig, train_reader: ObjectReader, val_reader: ObjectReader | None):
+    """Training loader: order and per-sample draws are functions of (``trainer.seed``, epoch, sample) and it
+    resumes mid-epoch (:class:`~data.datasets.seeded.ResumableDataLoader`); validation: fixed samples."""
     d = cfg.data
     train_set = TrainingSampleDataset(train_reader, d.gt_source_probability, d.num_main_views, cache=d.cache,
                                       source_views=d.source_views)
     workers = d.num_workers
-    train = DataLoader(train_set, batch_size=1, shuffle=True, num_workers=workers,
-                       persistent_workers=workers > 0, drop_last=False)
+    train = ResumableDataLoader(train_set, 1, seed=cfg.trainer.seed, shuffle=True, num_workers=workers,
+                                persistent_workers=workers > 0, drop_last=False)
     val = None
     if val_reader is not None and len(val_reader) > 0 and d.val_objects > 0:
         val_set = TrainingSampleDataset(val_reader, d.gt_source_probability, d.num_main_views, fixed_target=True,
-                                        cache=d.cache, source_views=d.source_views)
+                                        cache=d.cache, source_views=d.source_views, seed=cfg.trainer.seed)
         val = DataLoader(val_set, batch_size=1, shuffle=False, num_workers=0)
     return train, val
 
@@ -121,7 +124,9 @@ def build_trainer(cfg: TrainReconstructionConfig, has_val: bool, callbacks: Sequ
         max_steps=t.max_steps, max_time=t.max_time, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, precision=t.precision, gradient_clip_val=cfg.optim.grad_clip, gradient_clip_algorithm="norm",
         log_every_n_steps=t.log_every, logger=loggers, callbacks=[ckpt, *callbacks], default_root_dir=out,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **val_kwargs,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the SeededSampler of the training loader splits the data among ranks
+        **val_kwargs,
     )
 
 

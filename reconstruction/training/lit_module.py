@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from data.cameras import Cameras
+from data.datasets.seeded import draw_generator
 from data.io import atomic_path
 from data.mesh import Mesh
 from data.reconstruction_frame import ReconstructionFrame
@@ -99,24 +100,30 @@ class ReconstructionLitModule(pl.LightningModule):
         h, w = sample["target_image"].shape[-2:]
         return Cameras(sample["target_c2w"][None], sample["target_intrinsics"][None], w, h)
 
-    def sample_loss(self, sample: dict[str, torch.Tensor], step: int) -> tuple[losses.LossTerms, dict]:
-        """Loss terms of one object (unbatched sample) at optimisation step ``step``."""
+    def sample_loss(self, sample: dict[str, torch.Tensor], step: int, generator: torch.Generator | None = None
+                    ) -> tuple[losses.LossTerms, dict]:
+        """Loss terms of one object (unbatched sample) at optimisation step ``step``.
+
+        ``generator`` (CPU) draws the rays, the sample jitter and the random sparsity points (None: global RNG).
+        """
         cfg = self.cfg
         fused, volume = self.encode(sample)
-        pixels = sample_pixels(sample["target_mask"][0], cfg.render.num_uniform_rays, cfg.render.num_foreground_rays)
+        pixels = sample_pixels(sample["target_mask"][0], cfg.render.num_uniform_rays, cfg.render.num_foreground_rays,
+                               generator=generator)
         camera = self.target_camera(sample)
         origins, dirs = pixel_rays_unit(camera, pixels)
         near, far = sample["target_near_far"]
         out = render_rays(
             self.model, volume, fused, sample["source_images"], sample["source_w2c"], sample["source_intrinsics"],
-            origins, dirs, float(near), float(far), self.render_settings(step, training=True), training=True)
+            origins, dirs, float(near), float(far), self.render_settings(step, training=True), training=True,
+            generator=generator)
         gt_rgb = gather_pixels(sample["target_image"], pixels)
         gt_mask = gather_pixels(sample["target_mask"], pixels)[:, 0]
         # z-depth -> distance along the unit ray: divide by the cosine to the optical axis
         cos = (dirs * sample["target_c2w"][:3, 2]).sum(-1)
         gt_depth = gather_pixels(sample["target_depth"], pixels)[:, 0] / cos.clamp_min(1e-6)
         lc = cfg.loss
-        rand = torch.rand(cfg.render.random_points, 3, device=origins.device) * 2 - 1
+        rand = torch.rand(cfg.render.random_points, 3, generator=generator).to(origins.device) * 2 - 1
         sdf_random = self.model.sdf_network_lod0.sdf(rand, volume)[0]
         terms = losses.total_loss(
             losses.color_l1(out.color, gt_rgb, out.ray_valid),
@@ -136,7 +143,10 @@ class ReconstructionLitModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         step = int(self.global_step)
         n = batch["target_image"].shape[0]
-        per_object = [self.sample_loss({k: v[i] for k, v in batch.items()}, step) for i in range(n)]
+        # every draw of this step is a function of (seed, step, object of the batch, rank): exact resume
+        seed = self.cfg.trainer.seed
+        per_object = [self.sample_loss({k: v[i] for k, v in batch.items()}, step,
+                                       draw_generator(seed, step, i, self.global_rank)) for i in range(n)]
         keys = per_object[0][0].as_dict().keys()
         mean = {k: torch.stack([t.as_dict()[k] for t, _ in per_object]).mean() for k in keys}
         logs = {f"train/{k}": v.detach() for k, v in mean.items()}

@@ -128,7 +128,7 @@ def up_sample(model: ReconstructionModel, volume: ConditionalVolume, origins, di
 def render_rays(model: ReconstructionModel, volume: ConditionalVolume, fused_maps: torch.Tensor,
                 images: torch.Tensor, w2cs: torch.Tensor, intrinsics: torch.Tensor, origins: torch.Tensor,
                 dirs: torch.Tensor, near: float, far: float, settings: RenderSettings,
-                training: bool = True) -> RenderOutput:
+                training: bool = True, generator: torch.Generator | None = None) -> RenderOutput:
     """Render R rays of the query camera.
 
     Args:
@@ -137,12 +137,15 @@ def render_rays(model: ReconstructionModel, volume: ConditionalVolume, fused_map
         origins, dirs: (R, 3) ray origins (the query camera centre) and unit directions.
         near, far: the query view's near/far (normalised units, along the unit ray).
         training: keep the graph of the SDF gradients (Eikonal / cos terms) and jitter samples.
+        generator: CPU generator of the jitter (None: the global RNG).
     """
     r, dev, dt = origins.shape[0], origins.device, origins.dtype
     n = settings.n_samples
     z_vals = near + (far - near) * torch.linspace(0.0, 1.0, n, device=dev, dtype=dt).expand(r, n)
     if settings.perturb > 0 and training:
-        z_vals = z_vals + (torch.rand(r, n, device=dev, dtype=dt) - 0.5) * (far - near) / n
+        jitter = torch.rand(r, n, dtype=dt, generator=generator).to(dev) if generator is not None else \
+            torch.rand(r, n, device=dev, dtype=dt)
+        z_vals = z_vals + (jitter - 0.5) * (far - near) / n
     with torch.no_grad():
         coarse_pts = origins[:, None] + dirs[:, None] * z_vals[..., None]
         coarse_sdf = model.sdf_network_lod0.sdf(coarse_pts.reshape(-1, 3), volume)[0].reshape(r, n)

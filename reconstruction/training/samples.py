@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from data.cameras import Cameras
 from data.datasets.one2345_official import TrainingObject
+from data.datasets.seeded import draw_generator, key_generator
 from data.reconstruction_frame import ReconstructionFrame, affine_mats, near_far
 
 #: Training clips ``d - 1`` of the near plane at this value (inference does not clip).
@@ -93,10 +94,17 @@ class TrainingSampleDataset(Dataset):
         fixed_target: use ``target = reference`` instead of a random target (validation, deterministic).
         cache: keep loaded objects in memory (small datasets only).
         source_views: indices of the source views to keep (None/empty = all).
+        seed: draws of an int index ``i`` come from the generator of ``(seed, i)`` (fixed samples, e.g.
+            validation); None: from the global RNG.
+
+    A :class:`~data.datasets.seeded.DrawKey` ``(seed, epoch, index)`` (what the training loader's
+    :class:`~data.datasets.seeded.SeededSampler` yields) draws sample ``index``'s source kind and target view from
+    the generator of that key, so they are a function of the run's seed, the epoch and the sample.
     """
 
     def __init__(self, reader: ObjectReader, gt_source_probability: float = 0.0, num_main_views: int = 8,
-                 fixed_target: bool = False, cache: bool = False, source_views: list[int] | None = None) -> None:
+                 fixed_target: bool = False, cache: bool = False, source_views: list[int] | None = None,
+                 seed: int | None = None) -> None:
         if not 0.0 <= gt_source_probability <= 1.0:
             raise ValueError(f"gt_source_probability must be in [0, 1], got {gt_source_probability}")
         self.reader = reader
@@ -104,6 +112,7 @@ class TrainingSampleDataset(Dataset):
         self.num_main_views = num_main_views
         self.fixed_target = fixed_target
         self.source_views = list(source_views) if source_views else None
+        self.seed = seed
         self._cache: dict[tuple[int, str], TrainingObject] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -117,14 +126,18 @@ class TrainingSampleDataset(Dataset):
             self._cache[key] = self.reader.load(index, kind)
         return self._cache[key]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        obj_index, reference = divmod(int(index), self.num_main_views)
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        index, gen = key_generator(key)
+        if gen is None and self.seed is not None:
+            gen = draw_generator(self.seed, index)
+        obj_index, reference = divmod(index, self.num_main_views)
         use_gt = self.gt_source_probability > 0 and (
-            self.gt_source_probability >= 1 or torch.rand(()).item() < self.gt_source_probability)
+            self.gt_source_probability >= 1 or torch.rand((), generator=gen).item() < self.gt_source_probability)
         obj = self._load(obj_index, "gt" if use_gt else "predicted")
         if self.source_views is not None:
             obj = select_sources(obj, self.source_views)
-        target = reference if self.fixed_target else int(torch.randint(0, self.num_main_views, ()).item())
+        target = reference if self.fixed_target else int(torch.randint(0, self.num_main_views, (),
+                                                                       generator=gen).item())
         sample = build_sample(obj, reference, target)
         sample["object_index"] = torch.tensor(obj_index)
         return sample

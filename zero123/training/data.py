@@ -25,14 +25,14 @@ class ViewSubsetPairs(Zero123PairsDataset):
         super().__init__(root, ids, image_size, seed)
         self.cond_views, self.target_views = cond_views, target_views
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        i, gen = self._generator(key)
         folder = self.root / self.ids[i]
         n, cameras = read_zero123_object(folder)
         conds = [v for v in (self.cond_views if self.cond_views is not None else range(n)) if v < n]
         targets = [v for v in (self.target_views if self.target_views is not None else range(n)) if v < n]
         if not conds or not targets or (len(conds) == 1 and conds == targets):
             raise DatasetError(f"{folder}: {n} views leave no (conditioning, target) pair for this view split")
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + i) if self.seed is not None else None
         while True:
             cond = conds[int(torch.randint(len(conds), (1,), generator=gen))]
             target = targets[int(torch.randint(len(targets), (1,), generator=gen))]
@@ -50,8 +50,9 @@ class ViewSubsetPairs(Zero123PairsDataset):
 class Zero123DataModule(RenderedDataModule):
     """:class:`RenderedDataModule` (zero123 layout) with the view hold-out above."""
 
-    def __init__(self, cfg: RenderedDataConfig, holdout_views: Sequence[int] = (), max_views: int = 1000):
-        super().__init__(cfg)
+    def __init__(self, cfg: RenderedDataConfig, holdout_views: Sequence[int] = (), max_views: int = 1000,
+                 seed: int = 0):
+        super().__init__(cfg, seed=seed)
         self.holdout = sorted(set(int(v) for v in holdout_views))
         self.kept = [v for v in range(max_views) if v not in self.holdout]
 

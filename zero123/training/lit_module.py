@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from data.datasets.seeded import draw_generator
 from data.layout import RelativePose
 from zero123.model import Zero123Model
 from zero123.pose import pose_vector
@@ -51,10 +52,11 @@ class Zero123LitModule(pl.LightningModule):
         return self
 
     # ------------------------------------------------------------------ shared maths
-    def _generator(self, salt: int) -> torch.Generator:
-        """Per-step, per-rank randomness (reproducible across resume)."""
-        seed = (self.cfg.seed * 1_000_003 + self.global_step * 9_973 + self.global_rank * 101 + salt) % (2**63)
-        return torch.Generator(device="cpu").manual_seed(seed)
+    def _generator(self, batch_idx: int) -> torch.Generator:
+        """Randomness of one training batch: a function of (seed, global step, micro-batch of the step, rank), so a
+        resumed run draws what the uninterrupted one did."""
+        micro = batch_idx % max(1, self.cfg.trainer.accumulate_grad_batches)
+        return draw_generator(self.cfg.seed, self.global_step, micro, self.global_rank)
 
     @torch.no_grad()
     def encode_batch(self, batch: dict, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,7 +84,7 @@ class Zero123LitModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        gen = self._generator(0)
+        gen = self._generator(batch_idx)
         z, concat, embeds = self.encode_batch(batch, gen)
         drop_clip, drop_concat = dropout_masks(torch.rand(z.shape[0], generator=gen), self.cfg.cond_dropout)
         embeds = torch.where(drop_clip.to(z.device)[:, None], torch.zeros_like(embeds), embeds)

@@ -48,7 +48,8 @@ def build_trainer(cfg: Zero123TrainConfig, callbacks: Sequence[pl.Callback] = ()
         check_val_every_n_epoch=None if t.val_check_interval else 1,
         gradient_clip_val=t.gradient_clip_val, accumulate_grad_batches=t.accumulate_grad_batches,
         callbacks=[ckpt, *callbacks], logger=CSVLogger(str(out), name="logs"), default_root_dir=str(out),
-        enable_progress_bar=False, num_sanity_val_steps=0, use_distributed_sampler=True,
+        enable_progress_bar=False, num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # the SeededSampler of the training loader splits the data among ranks
     )
 
 
@@ -66,7 +67,7 @@ def run_training(
     if cfg.init.scale_by_std:
         scale_latents_by_std(model, calibration_images(cfg))
     module = Zero123LitModule(model, cfg)
-    data = Zero123DataModule(cfg.data, cfg.holdout_views)
+    data = Zero123DataModule(cfg.data, cfg.holdout_views, seed=cfg.seed)
     trainer = build_trainer(cfg, callbacks)
     out = Path(cfg.output_dir)
     if trainer.is_global_zero:
