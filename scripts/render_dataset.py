@@ -8,6 +8,8 @@ Examples::
 
 Objects already complete in --out are skipped (a killed run resumes); each object is written to a temporary
 folder and renamed when whole; a JSONL manifest records every object (ok / skipped / failed, seconds, error).
+Beside ``valid_paths.json`` (every complete object) it writes the split lists ``train.txt`` / ``val.txt``
+(``--val-fraction`` of the objects, at least one when there are two or more; a function of --seed and the objects).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.config import ConfigError, load_config, save_config  # noqa: E402
 from data.datasets.generate import AssetListError, DatasetRenderConfig, generate, list_assets  # noqa: E402
+from data.datasets.splits import DEFAULT_VAL_FRACTION, write_split_lists  # noqa: E402
 from data.render.backends import BackendUnavailableError  # noqa: E402
 
 
@@ -41,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--manifest", type=Path, default=None, help="JSONL manifest (default OUT/manifest-SHARD-of-N.jsonl)")
     p.add_argument("--limit", type=int, default=None, help="only the first N assets of the list (before sharding)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                   help=f"share of the objects listed in val.txt, in [0, 1) (default {DEFAULT_VAL_FRACTION})")
     return p.parse_args(argv)
 
 
@@ -66,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, AssetListError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not 0.0 <= args.val_fraction < 1.0:
+        print(f"error: --val-fraction must be in [0, 1), got {args.val_fraction}", file=sys.stderr)
+        return 2
     if args.limit is not None:
         assets = assets[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -77,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "skipped", "failed")}
+    train, val = write_split_lists(args.out, args.val_fraction, cfg.seed)
     print(f"{len(records)} objects: {counts['ok']} rendered, {counts['skipped']} already complete, "
-          f"{counts['failed']} failed -> {args.out}")
+          f"{counts['failed']} failed -> {args.out} (split lists: {len(train)} train / {len(val)} val)")
     for r in records:
         if r["status"] == "failed":
             print(f"  failed {r['object_id']}: {r['error']}", file=sys.stderr)

@@ -189,3 +189,41 @@ def test_render_dataset_with_blender_backend(blender_command, shared, tmp_path):
 
     img = np.asarray(Image.open(out / "bbq_sauce" / "000.png"))
     assert img.shape == (48, 48, 4) and img[..., 3].max() == 255 and img[..., 3].min() == 0
+
+
+def test_split_lists_are_written_beside_the_index(tmp_path, capsys):
+    """train.txt / val.txt (the datasets' split-list format) partition valid_paths.json, reproducibly."""
+    from data.datasets.rendered import read_id_list
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for i in range(4):
+        _tetra(assets / f"t{i}.obj", shift=0.1 * i)
+    out = tmp_path / "out"
+    args = [str(assets), "--out", str(out), "--layout", "zero123", "--views", "2", "--size", "32", *FAST]
+    code, stdout, stderr = _main(args, capsys)
+    assert code == 0, stderr
+    index = json.loads((out / "valid_paths.json").read_text())
+    train, val = read_id_list(out / "train.txt"), read_id_list(out / "val.txt")
+    assert len(val) == 1 and sorted(train + val) == index  # default fraction 0.1: still one validation object
+    assert "3 train / 1 val" in stdout
+    files = {n: (out / n).read_text() for n in ("train.txt", "val.txt")}
+    assert _main(args, capsys)[0] == 0  # a rerun (everything skipped) writes the same lists
+    assert {n: (out / n).read_text() for n in files} == files
+    assert _main([*args, "--val-fraction", "0.5"], capsys)[0] == 0
+    assert len(read_id_list(out / "val.txt")) == 2 and len(read_id_list(out / "train.txt")) == 2
+    code, _, stderr = _main([*args, "--val-fraction", "1"], capsys)
+    assert code == 2 and "--val-fraction" in stderr
+
+
+def test_split_ids_rules():
+    from data.datasets.splits import split_ids
+
+    ids = [f"obj{i:02d}" for i in range(20)]
+    train, val = split_ids(ids, 0.25, seed=0)
+    assert len(val) == 5 and sorted(train + val) == ids and split_ids(ids, 0.25, seed=0) == (train, val)
+    assert split_ids(ids[::-1], 0.25, seed=0) == (train, val)  # independent of the listing order
+    assert split_ids(ids, 0.25, seed=1)[1] != val
+    assert split_ids(ids[:2], 0.1, seed=0)[1] != [] and split_ids(ids[:1], 0.1, seed=0) == (ids[:1], [])
+    assert split_ids(ids[:3], 0.9, seed=0)[0] != []  # at least one training object
+    assert split_ids(ids, 0.0, seed=0) == (ids, [])
