@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid per axis (default 256)")
     p.add_argument("--format", choices=("ply", "obj", "glb"), default="ply", help="mesh file format")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--half", action="store_true", help="float16 Zero123 (CUDA only)")
+    p.add_argument("--half", action="store_true",
+                   help="float16 Zero123 (CUDA only; on a CPU it runs float32 with a warning in result.json)")
     p.add_argument("--seed", type=int, help="run seed (default: the config's)")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="pipeline YAML (configs/infer/*.yaml)")
     p.add_argument("--segmenter", choices=("auto", "alpha", "rembg", "sam", "grabcut", "none"),
@@ -148,7 +149,9 @@ def turntable(mesh, polar_deg: float, frames: int = 8, size: int = conv.IMAGE_SI
     return Image.fromarray((strip * 255 + 0.5).astype(np.uint8))
 
 
-def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str, weights: dict, device: str) -> dict:
+def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str) -> dict:
+    """result.json: what ran (``ran``, ``half``, ``weights`` come from the run, not from the request), the angle,
+    timings and every warning of the run."""
     est = out.estimate
     return {
         "input": input_name,
@@ -170,9 +173,10 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str, weight
         "cpu_timings_s": {k: round(v, 4) for k, v in out.cpu_timings.items()},
         "seed": out.seed,
         "view_seeds": out.view_seeds,
-        "device": device,
-        "half": cfg.half,
-        "weights": weights,
+        "ran": dict(out.ran),
+        "device": out.ran["device"],
+        "half": out.ran["zero123_dtype"] == "float16",
+        "weights": dict(out.weights),
         "preprocess": {"method": out.input.method, "bbox_xywh": list(out.input.bbox)},
         "views_grid": {"file": "views.png", "rows": 5, "cols": len(out.first_stage),
                        "columns": list(out.first_stage.names), "row_0": "first-stage view",
@@ -190,7 +194,7 @@ def export_mesh(mesh, path: Path) -> Path:
     return mesh.export(path)
 
 
-def write_outputs(out, cfg, folder: Path, fmt: str, input_name: str, weights: dict, device: str,
+def write_outputs(out, cfg, folder: Path, fmt: str, input_name: str,
                   extra_images: dict[str, Image.Image] | None = None) -> Path:
     """Everything for one input, written into a temporary folder renamed onto ``folder`` at the end."""
     preview_note = None
@@ -199,8 +203,7 @@ def write_outputs(out, cfg, folder: Path, fmt: str, input_name: str, weights: di
     except Exception as exc:  # the CPU renderer needs EGL/OSMesa or embree; the mesh itself is still valid
         preview, preview_note = None, f"turntable preview not rendered: {type(exc).__name__}: {exc}"
         out.warnings.append(preview_note)
-    record = result_record(out, cfg, input_name=input_name, mesh_file=f"mesh.{fmt}", fmt=fmt, weights=weights,
-                           device=device)
+    record = result_record(out, cfg, input_name=input_name, mesh_file=f"mesh.{fmt}", fmt=fmt)
     record["turntable"] = None if preview is None else {"file": "turntable.png", "frames": 8,
                                                         "polar_deg": out.polar_deg}
     with atomic_directory(folder) as tmp:
@@ -235,7 +238,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, MissingWeightsError, PreprocessError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    weights = {name: str(paths.get(name, "random initialisation")) for name in ("zero123", "reconstruction", "loftr")}
     if cfg.random_weight_stages:
         print(f"NOTE: {', '.join(cfg.random_weight_stages)} use RANDOM weights: outputs are meaningless "
               "(smoke test only).", file=sys.stderr)
@@ -252,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         name = str(source) if isinstance(source, Path) else f"prompt: {args.prompt}"
         try:
             out = pipe(source, source_name=name)
-            folder = write_outputs(out, cfg, out_root / stem, args.format, name, weights, str(pipe.device), extra)
+            if args.prompt:
+                out.weights["text2image"] = str(paths["text2image"])
+            folder = write_outputs(out, cfg, out_root / stem, args.format, name, extra)
         except (PreprocessError, PipelineError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             failures += 1

@@ -40,7 +40,7 @@ from data.preprocess import PreprocessConfig, PreprocessedImage, preprocess_imag
 from data.views import Views
 from data.weights import resolve_all
 from elevation import ElevationConfig, ElevationError, ElevationEstimate, ElevationEstimator
-from elevation.loftr import LoFTRMatcher, build_loftr
+from elevation.loftr import LoFTRMatcher, LoFTRWeightsError, build_loftr
 from reconstruction import CheckpointError as ReconstructionCheckpointError
 from reconstruction import ReconstructionConfig, ReconstructionError, Reconstructor
 from zero123 import CheckpointError, Zero123Config, Zero123Pipeline
@@ -115,7 +115,7 @@ class PipelineConfig:
     device: str = "auto"
     """auto (CUDA when available) | cpu | cuda | cuda:N."""
     half: bool = False
-    """float16 Zero123 on CUDA (ignored with a warning on CPU)."""
+    """float16 Zero123 on CUDA (on a CPU Zero123 runs float32 with a warning; result.json records what ran)."""
     seed: Optional[int] = 0
     """Run seed (null = nondeterministic, as the official code)."""
     mesh_resolution: int = 256
@@ -203,8 +203,13 @@ class PipelineOutput:
         timings: wall-clock seconds per stage, in execution order.
         cpu_timings: process CPU seconds per stage (all threads), same keys except ``load_models``.
         seed: the run seed (each view's seed is listed in ``view_seeds``).
-        warnings: notes for the user (fallbacks taken).
+        warnings: notes for the user: every fallback taken while building the models (e.g. ``half`` on a CPU)
+            and during this run (GrabCut segmentation, the fallback polar angle, ...).
         random_weight_stages: stages that ran with random weights (outputs are meaningless then).
+        ran: what actually ran: ``matcher`` ("loftr" | "sift" | None when the angle was given), ``segmenter``
+            (the preprocessing method), ``zero123_dtype`` ("float32" | "float16" | "bfloat16") and ``device``.
+        weights: the weight files actually loaded (registry name -> path, or "random initialisation"); LoFTR
+            only when it matched views.
     """
 
     input: PreprocessedImage
@@ -222,6 +227,8 @@ class PipelineOutput:
     view_seeds: dict[str, int]
     warnings: list[str]
     random_weight_stages: tuple[str, ...]
+    ran: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
 
     @property
     def elevation_deg(self) -> float:
@@ -295,9 +302,27 @@ class One2345Pipeline:
     """Composes Zero123, the elevation estimator and the reconstructor; see the module docstring."""
 
     def __init__(self, cfg: PipelineConfig, zero123: Zero123Pipeline, estimator: ElevationEstimator | None,
-                 reconstructor: Reconstructor, device: torch.device, load_seconds: float = 0.0):
+                 reconstructor: Reconstructor, device: torch.device, load_seconds: float = 0.0,
+                 weight_paths: dict[str, Path] | None = None, load_warnings: list[str] | None = None):
         self.cfg, self.zero123, self.estimator, self.reconstructor = cfg, zero123, estimator, reconstructor
         self.device, self.load_seconds = device, load_seconds
+        self.weight_paths = dict(weight_paths or {})
+        self.load_warnings = list(load_warnings or [])
+        """Fallbacks taken while building the models; every run's ``warnings`` starts with them."""
+
+    @property
+    def ran(self) -> dict[str, Any]:
+        """What the built models run: matcher (None without an estimator), Zero123 precision, device."""
+        return {
+            "matcher": None if self.estimator is None else self.estimator.matcher.name,
+            "zero123_dtype": str(self.zero123.dtype).replace("torch.", ""),
+            "device": str(self.device),
+        }
+
+    def weights_used(self, matcher_ran: bool) -> dict[str, str]:
+        """Registry name -> the file each model was loaded from ("random initialisation" for random stages)."""
+        names = ["zero123", "reconstruction"] + (["loftr"] if matcher_ran else [])
+        return {name: str(self.weight_paths.get(name, "random initialisation")) for name in names}
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig, *, weight_paths: dict[str, Path] | None = None) -> "One2345Pipeline":
@@ -308,12 +333,18 @@ class One2345Pipeline:
         if cfg.preprocess.device == "auto":  # SAM follows the pipeline's device
             cfg = copy.deepcopy(cfg)
             cfg.preprocess.device = str(device)
+        load_warnings: list[str] = []
         dtype = torch.float32
         if cfg.half:
             if device.type == "cuda":
                 dtype = torch.float16
             else:
-                warnings.warn("half precision needs CUDA; running Zero123 in float32 on the CPU", stacklevel=2)
+                note = f"half precision needs CUDA; running Zero123 in float32 on the {device.type.upper()}"
+                warnings.warn(note, stacklevel=2)
+                load_warnings.append(note)
+        estimator = None  # built first: a bad LoFTR file stops the run before Zero123's large checkpoint loads
+        if cfg.elevation_policy.polar_deg is None:
+            estimator = build_estimator(cfg.elevation, paths.get("loftr"), device)
         if "zero123" in paths:
             # a single LDM file carries no geometry: the zero123 section describes it (official full size by
             # default); a weight folder carries its own config
@@ -329,9 +360,6 @@ class One2345Pipeline:
             zero123.cfg.sampling = cfg.zero123.sampling
         else:
             zero123 = Zero123Pipeline.from_config(cfg.zero123, device=device, dtype=dtype, seed=0)
-        estimator = None
-        if cfg.elevation_policy.polar_deg is None:
-            estimator = build_estimator(cfg.elevation, paths.get("loftr"), device)
         if "reconstruction" in paths:
             try:
                 reconstructor = Reconstructor.from_official_checkpoint(
@@ -340,7 +368,9 @@ class One2345Pipeline:
                 raise PipelineError(str(exc)) from exc
         else:
             reconstructor = Reconstructor.from_config(cfg.reconstruction, device)
-        return cls(cfg, zero123, estimator, reconstructor, device, time.perf_counter() - t0)
+        used = {k: Path(v) for k, v in paths.items() if k in ("zero123", "reconstruction", "loftr")}
+        return cls(cfg, zero123, estimator, reconstructor, device, time.perf_counter() - t0,
+                   weight_paths=used, load_warnings=load_warnings)
 
     # ---------------------------------------------------------------------------------------------- stages
     def _generate(self, cond: torch.Tensor, views: list[layout.ViewSpec], steps: int, seed: int | None) -> torch.Tensor:
@@ -391,7 +421,7 @@ class One2345Pipeline:
         cfg = self.cfg
         seed = cfg.seed if seed is ... else seed
         user_polar = polar_deg if polar_deg is not None else cfg.elevation_policy.polar_deg
-        timer, notes = _Timer(self.device), []
+        timer, notes = _Timer(self.device), list(self.load_warnings)
         timer.timings["load_models"] = self.load_seconds
         with timer("preprocess"):
             pre = image if isinstance(image, PreprocessedImage) else preprocess_image(
@@ -437,19 +467,35 @@ class One2345Pipeline:
             estimate=estimate, elevation_failure=failure, mesh=recon.mesh, reconstruction=recon,
             timings=timer.timings, cpu_timings=timer.cpu_timings, seed=seed, view_seeds={v.name: view_seed(seed, v.name) for v in all_specs},
             warnings=notes, random_weight_stages=cfg.random_weight_stages,
+            ran={"matcher": self.ran["matcher"] if source != "user" else None, "segmenter": pre.method,
+                 "zero123_dtype": self.ran["zero123_dtype"], "device": self.ran["device"]},
+            weights=self.weights_used(matcher_ran=source != "user"),
         )
 
 
 def build_estimator(cfg: ElevationConfig, loftr_path: Path | None, device: torch.device) -> ElevationEstimator:
-    """The elevation estimator; LoFTR gets the resolved weights, or random weights when ``loftr_path`` is None."""
+    """The elevation estimator with its matcher built now; LoFTR gets the resolved weights, or random weights when
+    ``loftr_path`` is None. A LoFTR file that cannot be loaded raises :class:`PipelineError` (never a silent SIFT
+    fallback: the user asked for that file)."""
     cfg = copy.deepcopy(cfg)
     if cfg.matcher.device == "auto":
         cfg.matcher.device = str(device)
     if cfg.matcher.name != "loftr":
-        return ElevationEstimator(cfg)
+        estimator = ElevationEstimator(cfg)
+        estimator.matcher  # noqa: B018 -- built now, not during the run
+        return estimator
     if loftr_path is not None:
         cfg.matcher.loftr_weights = str(loftr_path)
-        return ElevationEstimator(cfg)
+        try:
+            matcher = LoFTRMatcher.from_checkpoint(loftr_path, resolve_device(cfg.matcher.device))
+        except LoFTRWeightsError as exc:
+            raise PipelineError(
+                f"LoFTR weights {loftr_path} cannot be used: {exc}\nReplace the file (a truncated download: "
+                "python scripts/download_weights.py --only loftr, after deleting it from the cache) or point "
+                "--set weights.loftr=PATH at a good copy; or match with SIFT instead (--set elevation.matcher.name=sift)"
+                ", or skip the estimation with --polar-deg / --elevation-deg"
+            ) from exc
+        return ElevationEstimator(cfg, matcher=matcher)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         matcher = LoFTRMatcher(build_loftr(None), cfg.matcher.device)

@@ -43,6 +43,9 @@ def test_estimation_run_writes_every_output(estimated):
     assert any("fallback polar angle 90" in w for w in result["warnings"])
     assert "RANDOM WEIGHTS" in result["label"]
     assert set(result["random_weights"]) == {"zero123", "elevation", "reconstruction"}
+    assert result["ran"] == {"matcher": "loftr", "segmenter": "alpha", "zero123_dtype": "float32", "device": "cpu"}
+    assert result["weights"] == {"zero123": "random initialisation", "reconstruction": "random initialisation",
+                                 "loftr": "random initialisation"}
     stages = {"preprocess", "zero123_stage1_views_0_3", "zero123_stage2_view_0", "elevation",
               "zero123_stage1_ring_2", "zero123_stage2_other_views", "reconstruction"}
     assert stages <= set(result["timings_s"]) and all(v >= 0 for v in result["timings_s"].values())
@@ -88,6 +91,40 @@ def test_given_angle_skips_estimation(tmp_path):
     assert result["views_grid"]["columns"] == ["0", "1", "2", "3", "4", "5", "6", "7"]
     assert Mesh.load(folder / "mesh.obj").num_faces == result["mesh"]["faces"]
     assert "export frame" in result["mesh"]["frame"]
+
+
+@pytest.mark.slow
+def test_result_json_records_what_ran_and_every_fallback(tmp_path, monkeypatch):
+    """--half on a CPU runs float32; an RGB photo without rembg (or its weights) is cut out by GrabCut; a given
+    angle runs no matcher. result.json says what ran, lists both warnings and only the weights that were loaded."""
+    rgba = Image.open(require_shared(IMAGE)).convert("RGBA")
+    photo = Image.new("RGB", rgba.size, (255, 255, 255))
+    photo.paste(rgba, mask=rgba.getchannel("A"))
+    photo.save(tmp_path / "ghost.png")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "no_u2net"))  # rembg, if installed, finds no weights
+    rc = run(tmp_path / "ghost.png", "--output", tmp_path / "o", "--config", TINY, "--polar-deg", 90, "--half",
+             "--segmenter", "auto")
+    assert rc == 0
+    result = json.loads((tmp_path / "o" / "ghost" / "result.json").read_text())
+    assert result["ran"] == {"matcher": None, "segmenter": "grabcut", "zero123_dtype": "float32", "device": "cpu"}
+    assert result["half"] is False and result["preprocess"]["method"] == "grabcut"
+    assert any("half precision needs CUDA" in w for w in result["warnings"])
+    assert any("fell back to OpenCV GrabCut" in w for w in result["warnings"])
+    assert set(result["weights"]) == {"zero123", "reconstruction"}  # no LoFTR ran: the angle was given
+
+
+def test_truncated_loftr_named_on_the_command_line_stops_the_run(tmp_path, capsys):
+    from elevation.loftr import build_loftr
+
+    image = require_shared(IMAGE)
+    ckpt = tmp_path / "indoor_ds_new.ckpt"
+    torch.save({"state_dict": build_loftr(None).state_dict()}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:100_000])  # an interrupted download
+    assert run(image, "--output", tmp_path / "o", "--config", TINY, "--set", f"weights.loftr={ckpt}") == 2
+    err = capsys.readouterr().err
+    assert "LoFTR" in err and str(ckpt) in err
+    assert not (tmp_path / "o").exists()
 
 
 def _tiny_text_to_image(folder):

@@ -202,3 +202,35 @@ def test_abort_policy_stops_the_run(tiny_pipe, shared, monkeypatch):
     monkeypatch.setattr(tiny_pipe.cfg.elevation_policy, "on_failure", "abort")
     with pytest.raises(PipelineError, match="no matches.*--polar-deg"):
         tiny_pipe(shared(IMAGE))
+
+
+def _truncated_loftr(folder):
+    """A LoFTR checkpoint in the official layout, cut in half (an interrupted download)."""
+    from elevation.loftr import build_loftr
+
+    path = folder / "indoor_ds_new.ckpt"
+    torch.save({"state_dict": build_loftr(None).state_dict()}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_truncated_loftr_named_explicitly_stops_before_zero123_is_built(tmp_path, monkeypatch):
+    path = _truncated_loftr(tmp_path)
+    built = []
+    monkeypatch.setattr(pipeline.Zero123Pipeline, "from_config", classmethod(lambda *a, **k: built.append(1)))
+    cfg = load_pipeline_config(TINY, overrides=[f"weights.loftr={path}"])
+    with pytest.raises(PipelineError, match="LoFTR") as info:
+        One2345Pipeline.from_config(cfg)
+    message = str(info.value)
+    assert str(path) in message and "elevation.matcher.name=sift" in message and "--polar-deg" in message
+    assert not built
+
+
+def test_half_on_cpu_runs_float32_and_records_it():
+    cfg = load_pipeline_config(TINY, overrides=["half=true", "elevation_policy.polar_deg=90"])
+    with pytest.warns(UserWarning, match="half precision needs CUDA"):
+        pipe = One2345Pipeline.from_config(cfg)
+    assert pipe.zero123.dtype == torch.float32
+    assert pipe.ran == {"matcher": None, "zero123_dtype": "float32", "device": "cpu"}
+    assert any("half precision needs CUDA" in w for w in pipe.load_warnings)
