@@ -49,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                       (args.resume, "resume")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
+    from data.datasets.rendered import DatasetError
+
     try:
         summary = importlib.import_module(TASKS[task]).run_training(args.config, overrides)
-    except ConfigError as exc:
+    except (ConfigError, DatasetError) as exc:  # bad config, missing / incomplete data: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary)

@@ -54,7 +54,17 @@ def complete_objects(root: Path) -> list[str]:
                   and (p / "meta.json").is_file())
 
 
-def _resolve_ids(root: Path, ids) -> list[str]:
+def require_dataset_root(root: str | Path, layout: str) -> Path:
+    """``root`` as a Path; :class:`DatasetError` naming the folder and the command that renders it if absent."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder not found: {root} (create it with: python scripts/render_dataset.py "
+                           f"ASSETS --out {root} --layout {layout}; see the README's training quick start)")
+    return root
+
+
+def _resolve_ids(root: Path, ids, layout: str) -> list[str]:
+    require_dataset_root(root, layout)
     if ids is None:
         found = complete_objects(root)
     elif isinstance(ids, (str, Path)):
@@ -89,7 +99,7 @@ class Zero123PairsDataset(Dataset):
 
     def __init__(self, root: str | Path, ids=None, image_size: int = 256, seed: int | None = None):
         self.root = Path(root)
-        self.ids = _resolve_ids(self.root, ids)
+        self.ids = _resolve_ids(self.root, ids, "zero123")
         self.image_size = image_size
         self.seed = seed
 
@@ -144,7 +154,7 @@ class RenderedReconstructionDataset(Dataset):
         if source_kind not in SOURCE_KINDS:
             raise ValueError(f"source_kind must be one of {SOURCE_KINDS}, got {source_kind!r}")
         self.root = Path(root)
-        self.ids = _resolve_ids(self.root, ids)
+        self.ids = _resolve_ids(self.root, ids, "reconstruction")
         self.source_kind = source_kind
         self.image_size = image_size
         self.transform = transform

@@ -59,9 +59,9 @@ def build_readers(cfg: TrainReconstructionConfig) -> tuple[ObjectReader, ObjectR
     if d.layout == "official":
         return (One2345OfficialDataset(d.root, d.train_split, d.image_size),
                 One2345OfficialDataset(d.root, d.val_split, d.image_size) if d.val_split else None)
-    from data.datasets.rendered import RenderedReconstructionDataset
+    from data.datasets.rendered import RenderedReconstructionDataset, require_dataset_root
 
-    root = Path(d.root)
+    root = require_dataset_root(d.root, "reconstruction")
     train = RenderedReconstructionDataset(root, _split_list(root, d.train_split), "auto", d.image_size)
     val = (RenderedReconstructionDataset(root, _split_list(root, d.val_split), "auto", d.image_size)
            if d.val_split else None)

@@ -11,7 +11,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
 from data.config import load_config, save_config
-from data.datasets.rendered import Zero123PairsDataset
+from data.datasets.rendered import Zero123PairsDataset, require_dataset_root
 from zero123.training.config import Zero123TrainConfig
 from zero123.training.data import Zero123DataModule
 from zero123.training.init import initial_model, scale_latents_by_std
@@ -62,6 +62,7 @@ def run_training(
     ``output_dir/final``.
     """
     cfg = load_train_config(config, overrides)
+    require_dataset_root(cfg.data.root, "zero123")  # before building the model: a clear error, not a traceback
     pl.seed_everything(cfg.seed, workers=True)
     model_cfg, model = initial_model(cfg.init, cfg.model_config)
     if cfg.init.scale_by_std:
