@@ -36,7 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--views", type=int, default=None, help="views per object (zero123) / main views (reconstruction)")
     p.add_argument("--size", type=int, default=None, help="zero123 image size (default 512)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--up-axis", default=None, help="auto (glTF +y, others +z) or +x..-z for every asset")
+    p.add_argument("--up-axis", default=None,
+                   help="the up axis of every asset: auto (glTF/GLB +y, other formats +z) or +x..-z. OBJ files "
+                        "from many scanners and tools are +y up and render lying on their side under auto: pass "
+                        "--up-axis +y for them, e.g. the shared HOPE and Keenan Crane OBJs (glTF is +y anyway, so "
+                        "+y suits every mesh of ../shared/data/meshes except hope/bbq_sauce, which is +z up); "
+                        "render assets of different up axes in separate runs (a list file per axis)")
     p.add_argument("--blender", default=None, help="blender binary or python with bpy (default: .venv-blender)")
     p.add_argument("--config", type=Path, default=None, help="DatasetRenderConfig YAML")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",

@@ -36,7 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--focal", type=float, default=None,
                    help=f"focal length in pixels at --size (default {conv.FOCAL_PX:g} px at 256 px, scaled)")
     p.add_argument("--fov", type=float, default=None, help="field of view in degrees (instead of --focal)")
-    p.add_argument("--up-axis", default="auto", help="the file's up axis: auto (glTF +y, others +z) or +x..-z")
+    p.add_argument("--up-axis", default="auto",
+                   help="the file's up axis: auto (glTF/GLB +y by specification, other formats +z) or +x..-z. "
+                        "OBJ files from many scanners and tools are +y up and render lying on their side under "
+                        "auto: pass --up-axis +y for them, e.g. the shared HOPE and Keenan Crane OBJs (every OBJ "
+                        "of ../shared/data/meshes except hope/bbq_sauce, which is +z up)")
     p.add_argument("--framing", choices=("rig", "bbox"), default="rig",
                    help="object scale: 'rig' (default) = the framing of a preprocessed input on the inference rig "
                         "(bounding sphere of radius data.conventions.RIG_OBJECT_RADIUS ~0.389: at most 75%% of the "

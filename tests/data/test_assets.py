@@ -188,3 +188,22 @@ def test_scene_mixing_texture_and_vertex_colours_keeps_both_colours(tmp_path):
     on_ball = mesh.vertices[:, 0] > 0.0  # the ball sits at +x after centring
     assert torch.allclose(mesh.vertex_colors[on_ball], torch.tensor([0.0, 1.0, 0.0]))
     assert torch.allclose(mesh.vertex_colors[~on_ball], torch.tensor([200, 10, 10]) / 255.0, atol=1e-6)
+
+
+def test_up_axis_help_says_which_shared_objs_need_plus_y(capsys):
+    """``--help`` of both render commands says the HOPE / Keenan Crane OBJs are +Y up (and bbq_sauce is not)."""
+    import importlib.util
+    from pathlib import Path
+
+    from data.render.__main__ import parse_args as render_args
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "render_dataset.py"
+    spec = importlib.util.spec_from_file_location("render_dataset_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for parse in (render_args, module.parse_args):
+        with pytest.raises(SystemExit):
+            parse(["--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for words in ("--up-axis +y", "HOPE", "Keenan Crane", "bbq_sauce"):
+            assert words in text, f"{words!r} missing from --help"
