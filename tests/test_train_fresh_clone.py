@@ -62,9 +62,11 @@ def test_readme_sequence_renders_and_trains_both_modules(tmp_path, shared):
     run(*render, "--out", "runs/data/zero123_tiny", "--layout", "zero123", "--views", "8", "--size", "64")
     run(*render, "--out", "runs/data/reconstruction_tiny", "--layout", "reconstruction",
         "--set", "backend.cpu.supersample=1")
+    from data.datasets.rendered import read_id_list
+
     for layout in ("zero123_tiny", "reconstruction_tiny"):
         folder = tmp_path / "runs/data" / layout
-        assert len((folder / "train.txt").read_text().split()) == 2 and len((folder / "val.txt").read_text().split()) == 1
+        assert len(read_id_list(folder / "train.txt")) == 2 and len(read_id_list(folder / "val.txt")) == 1
     run(ROOT / "train.py", "--config", TINY["zero123"], "--max-steps", "2", "trainer.val_check_interval=2")
     summary = json.loads((tmp_path / "runs/zero123_tiny/summary.json").read_text())
     assert summary["global_step"] == 2 and (tmp_path / "runs/zero123_tiny/final").is_dir()
