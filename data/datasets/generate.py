@@ -1,7 +1,8 @@
 """Dataset generation: assets -> per-object folders of one layout, sharded, resumable, never half-written.
 
 Each object is rendered into a hidden temporary folder beside its final place and renamed when complete, so a
-folder named after an object is always whole; a rerun skips those. A JSONL manifest gets one line per object
+folder named after an object is always whole; a rerun skips those, and :func:`data.io.atomic_directory` removes
+the hidden leftovers of a killed run (never those of a live concurrent writer). A JSONL manifest gets one line per object
 (``object_id``, ``asset``, ``status`` ok / skipped / failed, ``views``, ``error``, ``seconds``). A bad asset is
 recorded as failed and the run continues. ``scripts/render_dataset.py`` is the command line.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -131,8 +131,6 @@ def render_object(asset: Path, object_id: str, out_root: Path, cfg: DatasetRende
     rng = np.random.default_rng(seed)
     meta = {"object_id": object_id, "asset": str(asset), "up_axis": info.up_axis, "framing": framing,
             "to_world": info.to_world.tolist(), "seed": seed, "backend": backend.name, "config": asdict(cfg)}
-    for stale in out_root.glob(f".{object_id}.*"):  # leftovers of a killed run of this object
-        shutil.rmtree(stale, ignore_errors=True)
     if cfg.layout == "zero123":
         cameras, light = sample_zero123_views(cfg.zero123, rng)
         out = backend.render(mesh, cameras, light, with_depth=False)

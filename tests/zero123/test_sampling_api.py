@@ -64,7 +64,7 @@ def test_cfg_is_one_batched_call_and_guidance_one_skips_it(pipe, images, monkeyp
 
 def test_guidance_one_equals_conditional_branch(pipe, images):
     cond = pipe.encode_conditions(images[:1], poses(1))
-    x = torch.randn(1, 4, 32, 32)
+    x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(3))
     t = torch.tensor([500])
     with torch.no_grad():
         assert torch.equal(pipe.model.guided_noise(x, t, cond.context, cond.concat, 1.0),
@@ -72,8 +72,12 @@ def test_guidance_one_equals_conditional_branch(pipe, images):
         # CFG: the unconditional branch is zero context + zero concat, batched with the conditional one
         u = pipe.model.predict_noise(x, t, torch.zeros_like(cond.context), torch.zeros_like(cond.concat))
         c = pipe.model.predict_noise(x, t, cond.context, cond.concat)
-        torch.testing.assert_close(pipe.model.guided_noise(x, t, cond.context, cond.concat, 3.0), u + 3 * (c - u),
-                                   atol=1e-5, rtol=0)
+        # One batched call vs two single ones: the kernels differ, so each output may differ by float32 rounding
+        # (~1e-6 of its magnitude here, at any thread count); u + g (c - u) amplifies that by up to 1 + 2 g.
+        guidance = 3.0
+        tol = (1 + 2 * guidance) * 4e-6 * float(torch.maximum(u.abs().max(), c.abs().max()))
+        torch.testing.assert_close(pipe.model.guided_noise(x, t, cond.context, cond.concat, guidance),
+                                   u + guidance * (c - u), atol=tol, rtol=0)
 
 
 def test_identical_conditioning_images_are_encoded_once(pipe, images, monkeypatch):
