@@ -2,7 +2,9 @@
 
 One full forward per polar (96^3 volume, 32 views at 256 px) runs in a module-scoped fixture with the fixture's
 state dict and the exact tensors the official loader produced; every test compares one recorded intermediate.
-Tolerance: |ours - official| <= 1e-4 + 1e-4 |official| (FP32 on CPU, different summation orders).
+Tolerance: |ours - official| <= 1e-4 + 1e-4 |official| (FP32 on CPU, different summation orders) up to the cost
+volume; everything computed after the sparse U-Net's batch statistics also gets :data:`STD_TOL` x the official
+channel's standard deviation (see there).
 """
 from __future__ import annotations
 
@@ -19,13 +21,25 @@ from reconstruction.reconstructor import Reconstructor, SceneInputs
 pytestmark = pytest.mark.slow
 RECON = "fixtures/one2345_parity/recon"
 ATOL = RTOL = 1e-4
+#: The sparse U-Net's blocks end in BatchNorm with batch statistics over all sites of a level (up to 778,820 voxels)
+#: whose pre-norm sums sit far from their mean (channel std down to 0.13 at values up to ~30). float32 rounding of the
+#: statistics therefore moves every later value by a fraction of its channel's spread, whichever order the sums run
+#: in -- the official run's own order included. Measured against the fixture (both polars): with two threads (the
+#: summation order of the machine that wrote it) <= 0.01 % of the std; with one thread, and with the statistics in
+#: float64 (closest to exact), up to 0.59 % of the std, i.e. up to 20x the plain tolerance (SDF gradients). So
+#: from the U-Net on: 1e-4 + 1e-4 |official| + STD_TOL x std of the official channel. A wrong kernel offset, stride,
+#: site set or sign moves them by O(1) std.
+STD_TOL = 1e-2
 SPARSE_BLOCKS = ("conv0", "conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "conv9", "conv11")
 
 
-def assert_close(ours, ref, atol=ATOL, rtol=RTOL, what=""):
+def assert_close(ours, ref, atol=ATOL, rtol=RTOL, what="", std_tol=0.0):
+    """|ours - ref| <= atol + rtol |ref| + std_tol x std of ref over its first axis (per channel)."""
     ours = np.asarray(ours, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs {ref.shape}"
+    if std_tol:
+        atol = atol + std_tol * ref.reshape(ref.shape[0], -1).std(axis=0).reshape((1,) + ref.shape[1:])
     err = np.abs(ours - ref) - (atol + rtol * np.abs(ref))
     worst = np.unravel_index(np.argmax(err), err.shape) if err.size else None
     assert err.size == 0 or err.max() <= 0, (
@@ -128,18 +142,20 @@ def test_sparse_unet_levels(run, block):
         c = ours["coords"][:, :3] // ours["stride"]
         occ[c[:, 0], c[:, 1], c[:, 2]] = True
         assert np.array_equal(occ, unpack_occupancy(ref[f"blk_{block}_occupancy_packbits"], n))
-    assert_close(ours["feats"], ref[f"blk_{block}_sample_feats"], what=f"{block} features")
+    assert_close(ours["feats"], ref[f"blk_{block}_sample_feats"], what=f"{block} features", std_tol=STD_TOL)
 
 def test_latent_volume_at_recorded_voxels(run):
-    assert_close(run["vox_latent"], run["ref"]["vox_sample_latent_out16"], what="U-Net output latent")
+    assert_close(run["vox_latent"], run["ref"]["vox_sample_latent_out16"], what="U-Net output latent",
+                 std_tol=STD_TOL)
 
 
 def test_sdf_latent_gradient_at_query_points(run):
     ref = run["ref"]
-    assert_close(run["sdf"], ref["query_sdf"], what="SDF")
-    assert_close(run["latent"], ref["query_latent16"], what="sampled latent")
-    assert_close(run["grad"], ref["query_sdf_grad"], what="SDF gradient")
-    assert_close(run["features"][ref["query_sub_idx"]], ref["query_sub_sdf_feature127"], what="SDF features")
+    assert_close(run["sdf"], ref["query_sdf"], what="SDF", std_tol=STD_TOL)
+    assert_close(run["latent"], ref["query_latent16"], what="sampled latent", std_tol=STD_TOL)
+    assert_close(run["grad"], ref["query_sdf_grad"], what="SDF gradient", std_tol=STD_TOL)
+    assert_close(run["features"][ref["query_sub_idx"]], ref["query_sub_sdf_feature127"], what="SDF features",
+                 std_tol=STD_TOL)
 
 
 def test_blending_inputs(run):
@@ -151,10 +167,12 @@ def test_blending_inputs(run):
 
 def test_colours(run):
     ref = run["ref"]
-    assert_close(run["rgb"], ref["query_rgb"], what="blended colours at query points")
-    assert_close(run["r64_rgb"], ref["r64_vertex_rgb_float"][::3], what="mesh vertex colours (64^3 export)")
+    assert_close(run["rgb"], ref["query_rgb"], what="blended colours at query points", std_tol=STD_TOL)
+    assert_close(run["r64_rgb"], ref["r64_vertex_rgb_float"][::3], what="mesh vertex colours (64^3 export)",
+                 std_tol=STD_TOL)
 
 
 def test_sdf_grid_64(run):
-    assert_close(-run["grid64"], run["ref"]["r64_sdf_field_neg"], what="64^3 marching-cubes field")
+    grid, official = -run["grid64"].reshape(-1), run["ref"]["r64_sdf_field_neg"].reshape(-1)
+    assert_close(grid, official, what="64^3 marching-cubes field", std_tol=STD_TOL)
 
