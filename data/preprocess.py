@@ -49,8 +49,8 @@ class PreprocessConfig:
     none (no segmentation, no recentring: the image, padded white to a square, is resized as it is)."""
     max_input_side: int = 512
     """The input is first shrunk (never enlarged) so its longer side is at most this (official: 512)."""
-    object_fill: float = 0.75
-    """Fraction of the square canvas covered by the object's longer side (official: 0.75)."""
+    object_fill: float = conv.INPUT_OBJECT_FILL
+    """Fraction of the square canvas covered by the object's longer side (official: 0.75, data.conventions)."""
     output_size: int = conv.IMAGE_SIZE
     """Side of the output image in pixels."""
     min_object_px: int = 16
@@ -296,7 +296,7 @@ def available_segmenter(cfg: PreprocessConfig, download: bool = True) -> tuple[s
 
 
 # ---------------------------------------------------------------------------------------------- recentring
-def recentre_on_white(rgba: np.ndarray, object_fill: float = 0.75, size: int = conv.IMAGE_SIZE,
+def recentre_on_white(rgba: np.ndarray, object_fill: float = conv.INPUT_OBJECT_FILL, size: int = conv.IMAGE_SIZE,
                       lower_contrast: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Official crop + recentre + white composite.
 
