@@ -67,3 +67,23 @@ def test_fov_focal_round_trip():
     assert conv.focal_to_fov(conv.FOCAL_PX, conv.IMAGE_SIZE) == pytest.approx(49.13, abs=0.01)
     assert conv.fov_to_focal(conv.focal_to_fov(280.0, 256), 256) == pytest.approx(280.0)
     assert math.isclose(conv.polar_to_elevation_deg(conv.elevation_to_polar_deg(12.5)), 12.5)
+
+
+@pytest.mark.parametrize("polar_deg, azimuth_deg", [(90.0, 30.0), (35.0, 200.0), (140.0, 300.0)])
+def test_rig_object_radius_frames_a_sphere_at_the_input_fill(polar_deg, azimuth_deg):
+    """A sphere of RIG_OBJECT_RADIUS seen from any rig camera: its silhouette's diameter is INPUT_OBJECT_FILL of
+    the image (ray-cast, within a pixel), the framing of a preprocessed input."""
+    import trimesh
+
+    from data.mesh import Mesh
+    from data.render import RayCaster, pixel_centers
+
+    sphere = trimesh.creation.icosphere(subdivisions=5, radius=conv.RIG_OBJECT_RADIUS)
+    mesh = Mesh(torch.as_tensor(sphere.vertices, dtype=torch.float32), torch.as_tensor(sphere.faces))
+    cams = Cameras.from_spherical([polar_deg], [azimuth_deg], conv.CAMERA_RADIUS, dtype=torch.float64)
+    hit = RayCaster(mesh).render(cams).hit.reshape(conv.IMAGE_SIZE, conv.IMAGE_SIZE).numpy()
+    width = np.flatnonzero(hit.any(0))
+    height = np.flatnonzero(hit.any(1))
+    expected = conv.INPUT_OBJECT_FILL * conv.IMAGE_SIZE
+    assert abs(len(width) - expected) <= 1.5 and abs(len(height) - expected) <= 1.5
+    assert conv.framed_object_radius(1.0) > conv.RIG_OBJECT_RADIUS > conv.framed_object_radius(0.5)
