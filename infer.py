@@ -165,6 +165,7 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str) -> dic
         "polar_source": out.polar_source,
         "fallback_used": out.polar_source == "fallback",
         "elevation_failure": out.elevation_failure,
+        "elevation_failure_reason": getattr(out, "elevation_failure_reason", None),
         "confidence": None if est is None else float(est.confidence),
         "estimated_polar_deg_raw": None if est is None else float(est.polar_deg),
         "elevation_estimate": None if est is None or not hasattr(est, "to_dict") else est.to_dict(),

@@ -198,6 +198,7 @@ class PipelineOutput:
         polar_source: "estimated" | "user" | "fallback".
         estimate: the elevation estimate when estimation ran and succeeded.
         elevation_failure: the estimator's error message when the fallback was used.
+        elevation_failure_reason: its typed reason (``ElevationError.reason``, e.g. "search_edge").
         mesh: coloured mesh in the pose.json world frame (z up, input camera at azimuth 30 deg, radius 1.2).
         reconstruction: the reconstruction stage's full output (mesh, SDF volume, frame).
         timings: wall-clock seconds per stage, in execution order.
@@ -229,6 +230,7 @@ class PipelineOutput:
     random_weight_stages: tuple[str, ...]
     ran: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, str] = field(default_factory=dict)
+    elevation_failure_reason: str | None = None
 
     @property
     def elevation_deg(self) -> float:
@@ -387,7 +389,7 @@ class One2345Pipeline:
     def _polar(self, nearby0: torch.Tensor, user_polar: float | None, notes: list[str]):
         policy = self.cfg.elevation_policy
         if user_polar is not None:
-            return float(user_polar), "user", None, None
+            return float(user_polar), "user", None, None, None
         if self.estimator is None:
             raise PipelineError("no elevation estimator was built (the config fixes polar_deg); pass polar_deg")
         try:
@@ -405,9 +407,9 @@ class One2345Pipeline:
             )
             warnings.warn(note, stacklevel=3)
             notes.append(note)
-            return float(policy.fallback_polar_deg), "fallback", None, str(exc)
+            return float(policy.fallback_polar_deg), "fallback", None, str(exc), getattr(exc, "reason", "error")
         polar = float(int(estimate.polar_deg)) if policy.truncate_to_int else float(estimate.polar_deg)
-        return polar, "estimated", estimate, None
+        return polar, "estimated", estimate, None, None
 
     def __call__(self, image: Image.Image | str | Path | PreprocessedImage, *, polar_deg: float | None = None,
                  seed: int | None = ..., source_name: str | None = None) -> PipelineOutput:
@@ -437,7 +439,7 @@ class One2345Pipeline:
             c0 = stage2_conditioning(first[:1], cfg.schedule.whiten_threshold)
             near0 = self._generate(c0.expand(4, -1, -1, -1), near0_specs, cfg.schedule.stage2_steps, seed)
         with timer("elevation"):
-            polar, source, estimate, failure = self._polar(near0, user_polar, notes)
+            polar, source, estimate, failure, failure_reason = self._polar(near0, user_polar, notes)
 
         specs = layout.first_stage_views(polar)
         with timer("zero123_stage1_ring_2"):
@@ -469,7 +471,7 @@ class One2345Pipeline:
             warnings=notes, random_weight_stages=cfg.random_weight_stages,
             ran={"matcher": self.ran["matcher"] if source != "user" else None, "segmenter": pre.method,
                  "zero123_dtype": self.ran["zero123_dtype"], "device": self.ran["device"]},
-            weights=self.weights_used(matcher_ran=source != "user"),
+            weights=self.weights_used(matcher_ran=source != "user"), elevation_failure_reason=failure_reason,
         )
 
 
