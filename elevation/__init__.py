@@ -4,7 +4,10 @@
     estimate = ElevationEstimator(ElevationConfig()).estimate(images)  # (4, 3, 256, 256) in [0, 1]
     estimate.polar_deg, estimate.elevation_deg, estimate.confidence
 
-Failure (e.g. a view pair without matches) raises :class:`ElevationError`.
+Failure (e.g. a view pair without matches) or an estimate that fails a check of :mod:`elevation.reliability` (edge
+of the search range, few three-view associations, solvers or mask lookups disagreeing, a flat or ambiguous curve,
+low confidence) raises :class:`ElevationError` with a typed ``reason``. ``configs/elevation/official.yaml`` (checks
+off) is the official-parity mode.
 """
 from elevation.config import ElevationConfig, MatcherConfig, SolverConfig
 from elevation.estimator import ElevationEstimator, build_matcher

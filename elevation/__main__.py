@@ -4,8 +4,10 @@
 
 The 4 images are the nearby views of first-stage view 0 in the official order (spec section 5): polar -10,
 polar +10, azimuth -10, azimuth +10 (256 x 256 RGB, white background; an alpha channel is composited on white).
-Prints JSON with ``polar_deg``, ``elevation_deg``, ``confidence`` and the error curves. Exit code 2 with a message
-on stderr for unreadable images or a failed estimate.
+Prints JSON with ``polar_deg``, ``elevation_deg``, ``confidence``, the error curves and the checks' diagnostics.
+Exit code 2 with a message on stderr for unreadable images or a failed estimate (``error (elevation REASON): ...``
+with the typed reason of :mod:`elevation.reliability`; ``--config configs/elevation/official.yaml`` turns the
+checks off).
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ def resolve_config(args: argparse.Namespace) -> ElevationConfig:
             if not cfg.matcher.fallback_to_sift:
                 raise ElevationError(message + "; pass --loftr-weights PATH or use --matcher sift")
             warn_sift_fallback(message)
-            cfg.matcher.name = "sift"
+            cfg = cfg.weight_free()
         else:
             cfg.matcher.loftr_weights = str(path)
     return cfg.validate()
@@ -110,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve_config(args)
         images = torch.stack([read_view(v) for v in args.views])
         estimate = ElevationEstimator(cfg).estimate(images)
-    except (InputError, ElevationError, ConfigError, ValueError) as exc:
+    except ElevationError as exc:
+        print(f"error (elevation {exc.reason}): {exc}", file=sys.stderr)
+        return 2
+    except (InputError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(estimate.to_dict(), indent=2)

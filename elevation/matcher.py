@@ -114,13 +114,28 @@ def match_nearby_views(
     Returns:
         :class:`MatchSet` in H x W pixel coordinates.
     """
+    raw, masks = raw_nearby_matches(images, matcher, resize_px, background_threshold)
+    return filter_raw_matches(raw, masks, resize_px, fix_mask_indexing)
+
+
+def raw_nearby_matches(
+    images: torch.Tensor, matcher: Matcher, resize_px: int = 480, background_threshold: int = 245
+) -> tuple[dict[tuple[int, int], RawPairMatches], list[np.ndarray]]:
+    """The matcher's raw pair matches (prepared frame) and the 4 foreground masks (H, W) bool, before filtering."""
     if images.ndim != 4 or images.shape[0] != NUM_VIEWS:
         raise ValueError(f"expected the {NUM_VIEWS} nearby views as (4, 3, H, W), got {tuple(images.shape)}")
     rgb = to_uint8_rgb(images)
-    height, width = rgb.shape[1:3]
     masks = [foreground_mask(im, background_threshold) for im in rgb]
     gray = [prepare_for_matching(im, resize_px) for im in rgb]
-    raw = matcher.match_all_pairs(gray)
+    return matcher.match_all_pairs(gray), masks
+
+
+def filter_raw_matches(
+    raw: dict[tuple[int, int], RawPairMatches], masks: list[np.ndarray], resize_px: int = 480,
+    fix_mask_indexing: bool = False,
+) -> MatchSet:
+    """Raw matches mapped back to the H x W frame and filtered on the foreground (upstream or fixed lookup)."""
+    height, width = masks[0].shape
     pairs = {}
     for i, j in PAIRS:
         kp0, kp1, conf = raw[(i, j)]

@@ -9,10 +9,19 @@ from data import conventions as conv
 
 
 class ElevationError(RuntimeError):
-    """The elevation could not be estimated (e.g. a view pair without matches).
+    """The elevation could not be estimated, or the estimate failed a check (``elevation.reliability``).
 
-    The official pipeline silently falls back to polar 90 deg in that case; here the caller decides.
+    The official pipeline silently falls back to polar 90 deg (or returns a wrong angle); here the caller decides.
+
+    Attributes:
+        reason: a short typed reason, one of ``elevation.reliability.REASONS`` (``"error"`` when not given).
+        diagnostics: what the checks saw (a JSON-ready dict) when a check failed, else None.
     """
+
+    def __init__(self, message: str, reason: str = "error", diagnostics: dict | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.diagnostics = diagnostics
 
 
 def curve_confidence(coarse_errors: np.ndarray, best_error: float) -> float:
@@ -54,13 +63,16 @@ class ElevationEstimate:
         polar_deg: polar angle of the input view, degrees from +z (what the official code returns and calls
             "elevation"); an integer value in [20, 149] with the official search grid.
         elevation_deg: ``90 - polar_deg``, degrees above the horizon.
-        confidence: in [0, 1], see :func:`curve_confidence` (low for a flat or ambiguous curve).
+        confidence: in [0, 1]: with ``checks.enabled`` the combined confidence of
+            :mod:`elevation.reliability` (calibrated on the benchmark), otherwise :func:`curve_confidence`.
         coarse_candidates_deg, coarse_errors: the 10-deg curve (candidate polar angles, error in pixels).
         fine_candidates_deg, fine_errors: the 1-deg curve around the coarse minimum.
         matcher: name of the matcher that produced the correspondences (``"loftr"``, ``"sift"``, ``"given"``).
         robust: whether the robust reduction was used instead of the official weighted mean.
         match_counts: number of matches per view pair ``"i_j"`` (after the foreground filter).
         timings_s: seconds spent per step (``"matching"``, ``"solver"``).
+        curve_confidence: :func:`curve_confidence` of the returned curve.
+        diagnostics: what the checks saw (``elevation.reliability.Diagnostics.to_dict``), None when off.
     """
 
     polar_deg: float
@@ -74,6 +86,8 @@ class ElevationEstimate:
     robust: bool = False
     match_counts: dict[str, int] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    curve_confidence: float | None = None
+    diagnostics: dict | None = None
 
     def __post_init__(self) -> None:
         expected = float(conv.polar_to_elevation_deg(self.polar_deg))
@@ -100,4 +114,6 @@ class ElevationEstimate:
             "fine_curve": {"polar_deg": list(self.fine_candidates_deg), "error_px": list(self.fine_errors)},
             "error_curve": [[int(c), float(e)] for c, e in self.error_curve],
             "timings_s": dict(self.timings_s),
+            "curve_confidence": self.curve_confidence,
+            "diagnostics": self.diagnostics,
         }

@@ -42,6 +42,8 @@ class SearchResult:
         fine_candidates_deg: (20,) int; fine_errors: (20,) float32 (px).
         per_view_errors: (32, 3, 2) float32 terms, coarse rows then fine rows (see ``solver.per_view_errors``).
         polar_deg: the fine argmin (deg from +z).
+        association_counts: kept three-view associations of the 6 terms (start-major, as ``per_view_errors``);
+            they do not depend on the candidate angle.
     """
 
     coarse_candidates_deg: np.ndarray
@@ -50,6 +52,7 @@ class SearchResult:
     fine_errors: np.ndarray
     per_view_errors: np.ndarray
     polar_deg: int
+    association_counts: tuple[int, ...] = ()
 
     @property
     def per_start_errors(self) -> np.ndarray:
@@ -77,4 +80,5 @@ def coarse_to_fine_search(
         fine_errors=fine_errors.numpy(),
         per_view_errors=torch.cat([coarse_terms, fine_terms]).numpy(),
         polar_deg=polar,
+        association_counts=tuple(int(a.kept.numel()) for a in associations.values()),
     )

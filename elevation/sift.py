@@ -15,6 +15,30 @@ from elevation.matcher import Matcher, RawPairMatches
 from elevation.matches import PAIRS
 
 
+def mutual_ratio_matches(desc0: np.ndarray, desc1: np.ndarray, ratio_max: float, norm: int):
+    """Indices into both descriptor sets and confidences ``1 - ratio`` of mutual nearest neighbours passing
+    Lowe's ratio test (brute force, ``norm`` = cv2.NORM_L2 or cv2.NORM_HAMMING)."""
+    empty = (np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.float32))
+    if len(desc0) < 2 or len(desc1) < 2:
+        return empty
+    matcher = cv2.BFMatcher(norm)
+    forward = matcher.knnMatch(desc0, desc1, k=2)
+    backward = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(desc1, desc0, k=1) if m}
+    idx0, idx1, conf = [], [], []
+    for pair in forward:
+        if len(pair) < 2:
+            continue
+        best, second = pair
+        ratio = best.distance / max(second.distance, 1e-12)
+        if ratio < ratio_max and backward.get(best.trainIdx) == best.queryIdx:
+            idx0.append(best.queryIdx)
+            idx1.append(best.trainIdx)
+            conf.append(1.0 - ratio)
+    if not idx0:
+        return empty
+    return np.array(idx0), np.array(idx1), np.array(conf, dtype=np.float32)
+
+
 class SiftMatcher(Matcher):
     """Mutual-nearest-neighbour SIFT matching with Lowe's ratio test.
 
@@ -41,25 +65,7 @@ class SiftMatcher(Matcher):
 
     def match_descriptors(self, desc0: np.ndarray, desc1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices into both sets and confidences of mutual nearest neighbours that pass the ratio test."""
-        empty = (np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.float32))
-        if len(desc0) < 2 or len(desc1) < 2:
-            return empty
-        matcher = cv2.BFMatcher(cv2.NORM_L2)
-        forward = matcher.knnMatch(desc0, desc1, k=2)
-        backward = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(desc1, desc0, k=1) if m}
-        idx0, idx1, conf = [], [], []
-        for pair in forward:
-            if len(pair) < 2:
-                continue
-            best, second = pair
-            ratio = best.distance / max(second.distance, 1e-12)
-            if ratio < self.ratio and backward.get(best.trainIdx) == best.queryIdx:
-                idx0.append(best.queryIdx)
-                idx1.append(best.trainIdx)
-                conf.append(1.0 - ratio)
-        if not idx0:
-            return empty
-        return np.array(idx0), np.array(idx1), np.array(conf, dtype=np.float32)
+        return mutual_ratio_matches(desc0, desc1, self.ratio, cv2.NORM_L2)
 
     def match_all_pairs(self, gray: list[np.ndarray]) -> dict[tuple[int, int], RawPairMatches]:
         features = [self.detect(g) for g in gray]

@@ -26,7 +26,7 @@ def test_cli_failed_estimate_exits_2(tmp_path, capsys):
     paths = write_pngs(blank, tmp_path)
     assert cli_main([*paths, "--matcher", "sift"]) == 2
     err = capsys.readouterr().err
-    assert "too few matches" in err
+    assert "too few matches" in err and "too_few_matches" in err
 
 
 def test_cli_unreadable_and_wrong_size_images_exit_2(tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from elevation import ElevationConfig, ElevationError, build_matcher
+from elevation import ElevationConfig, ElevationError, ElevationEstimator, build_matcher
 from elevation.loftr import LoFTRMatcher, LoFTRWeightsError, build_loftr, load_loftr_state_dict
 from elevation.matcher import (
     Matcher,
@@ -148,7 +148,15 @@ def test_missing_loftr_weights_fall_back_to_sift_with_a_warning(tmp_path):
     cfg = ElevationConfig()
     cfg.matcher.loftr_weights = str(tmp_path / "absent.ckpt")
     with pytest.warns(RuntimeWarning, match="SIFT"):
+        assert build_matcher(cfg).name == cfg.matcher.fallback_matcher == "sift+orb"
+    cfg.matcher.fallback_matcher = "sift"
+    with pytest.warns(RuntimeWarning, match="SIFT"):
         assert isinstance(build_matcher(cfg), SiftMatcher)
+    with pytest.warns(RuntimeWarning, match="SIFT"):  # the estimator switches to the weight-free settings
+        est = ElevationEstimator(cfg)
+        assert isinstance(est.matcher, SiftMatcher)
+    assert est.cfg.solver.robust and est.cfg.matcher.fix_mask_indexing and est.cfg.matcher.name == "sift"
+    assert not cfg.solver.robust  # the caller's config is not modified
     cfg.matcher.fallback_to_sift = False
     with pytest.raises(ElevationError, match="LoFTR weights not found"):
         build_matcher(cfg)

@@ -48,8 +48,9 @@ def oracle_views(shared):
         from data.render import MeshRenderer
 
         bench = _bench_module()
+        up_axes = dict(bench.MESHES)  # every shared OBJ but hope/bbq_sauce is +y up
         for rel, polar, offset in CASES:
-            with MeshRenderer(load_asset(meshes / rel), bench.render_config()) as renderer:
+            with MeshRenderer(load_asset(meshes / rel, up_axis=up_axes[rel]), bench.render_config()) as renderer:
                 _RENDERED[(rel, polar, offset)] = bench.oracle_nearby_views(renderer, polar, offset)[0]
     return _RENDERED
 
@@ -64,7 +65,8 @@ def test_sift_estimate_on_oracle_views_is_within_bound(oracle_views, case, robus
     assert est.matcher == "sift"
     assert abs(est.polar_deg - case[1]) <= BOUND_DEG, (case, est.polar_deg)
     assert est.elevation_deg == 90.0 - est.polar_deg
-    assert est.confidence > 0.3
+    assert est.curve_confidence > 0.3  # the checks pass: a documented confidence above their threshold
+    assert est.confidence >= cfg.checks.min_confidence and est.diagnostics is not None
     assert min(est.match_counts.values()) > 0
 
 

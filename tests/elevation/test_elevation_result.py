@@ -84,7 +84,7 @@ def test_match_set_validation():
 
 def test_config_validation_and_unknown_keys(tmp_path):
     cfg = ElevationConfig()
-    cfg.matcher.name = "orb"
+    cfg.matcher.name = "surf"
     with pytest.raises(ValueError, match="matcher.name"):
         ElevationEstimator(cfg)
     cfg = ElevationConfig()
@@ -114,6 +114,7 @@ def test_robust_mode_recovers_the_true_polar_where_the_official_solver_fails(sha
     cfg = ElevationConfig()
     cfg.solver.robust = True
     cfg.solver.robust_loss = loss
+    cfg.checks.enabled = False  # the checks refuse D, H, J (official and robust disagree): the solver alone here
     robust = ElevationEstimator(cfg).estimate_from_matches(matches)
     assert robust.robust
     true_polar = int(ref["true_polar"])
