@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         images = torch.stack([read_view(v) for v in args.views])
         estimate = ElevationEstimator(cfg).estimate(images)
     except ElevationError as exc:
-        print(f"error (elevation {exc.reason}): {exc}", file=sys.stderr)
+        text = str(exc)
+        text = text[len(exc.reason) + 2:] if text.startswith(f"{exc.reason}: ") else text
+        print(f"error (elevation {exc.reason}): {text}", file=sys.stderr)
         return 2
     except (InputError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

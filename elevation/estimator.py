@@ -85,8 +85,9 @@ class ElevationEstimator:
                 f"images must be the 4 nearby views as {expected} float RGB in [0, 1] (the solver's intrinsics "
                 f"assume {conv.IMAGE_SIZE} px), got {tuple(images.shape)}"
             )
+        matcher = self.matcher  # first: a LoFTR fallback switches self.cfg to the weight-free settings
         m = self.cfg.matcher
-        raw, masks = raw_nearby_matches(images, self.matcher, m.resize_px, m.background_threshold)
+        raw, masks = raw_nearby_matches(images, matcher, m.resize_px, m.background_threshold)
         return (filter_raw_matches(raw, masks, m.resize_px, m.fix_mask_indexing),
                 filter_raw_matches(raw, masks, m.resize_px, not m.fix_mask_indexing))
 

@@ -86,3 +86,14 @@ def test_cli_prints_the_estimate_as_json(oracle_views, tmp_path, capsys):
     cfg = ElevationConfig()
     cfg.matcher.name, cfg.solver.robust = "sift", True
     assert ElevationEstimator(cfg).estimate(oracle_views[case]).polar_deg == printed["polar_deg"]
+
+
+def test_default_without_loftr_weights_answers_with_the_weight_free_settings(oracle_views, tmp_path):
+    case = CASES[0]
+    cfg = ElevationConfig()
+    cfg.matcher.loftr_weights = str(tmp_path / "absent.ckpt")
+    with pytest.warns(RuntimeWarning, match="SIFT"):
+        est = ElevationEstimator(cfg).estimate(oracle_views[case])
+    assert est.matcher == "sift+orb" and est.robust  # matched and solved as ElevationConfig.weight_free()
+    assert est.diagnostics["check_solver"] == "trimmed"
+    assert abs(est.polar_deg - case[1]) <= BOUND_DEG and est.confidence >= cfg.checks.min_confidence
