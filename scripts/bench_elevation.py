@@ -4,11 +4,16 @@ For each mesh and each random input view (polar P, random azimuth), the 4 nearby
 rendered exactly where One-2-3-45 puts them (``data.layout``), i.e. what a perfect Zero123 would produce. The object
 is sized as the official preprocessing sizes the input (its longer side fills 75 % of the 256 px input view); this
 is done by moving the rig cameras to radius ``1.2 / s`` instead of scaling the mesh by ``s`` (identical images).
-Every matcher is run once per sample; every solver mode reuses those matches. Reported: absolute polar error
-(median, mean, 90th percentile, max), failures (``ElevationError``), time per estimate (matching vs solver), and
-the official vs robust solver on the parity fixtures.
+Every matcher (``--matchers``, default SIFT, ORB, SIFT+ORB; LoFTR with ``--loftr-weights``) runs once per sample;
+both solver variants (official; robust truncated with the fixed mask lookup) reuse its raw matches. Renders and raw
+matches are cached (``--cache``), so reruns skip them; ``--from-json`` re-judges an earlier run's records, e.g. with
+other ``--set checks.*`` thresholds. Reported per matcher x solver row, with the checks of
+``elevation.reliability`` off and on: n, failures (rate) and their typed reasons, absolute polar error over the
+returned estimates (median, mean, 90th percentile, max), the count of estimates more than 15 deg off (the number
+that matters), times; a PNG histogram of the confidence of right (<= 5 deg) vs wrong (> 15 deg) answers; the
+parity fixtures with every solver and the checks' verdict. Choose thresholds on one ``--seed`` and report another.
 
-    python scripts/bench_elevation.py [--samples-per-mesh 3] [--loftr-weights PATH] [--out bench_elevation.json]
+    python scripts/bench_elevation.py [--samples-per-mesh 4] [--seed 1] [--loftr-weights PATH] [--out bench.json]
 """
 from __future__ import annotations
 
