@@ -64,7 +64,9 @@ MESHES = [
     ("geometry_only/cow/cow.obj", "+y"), ("geometry_only/spot/spot.obj", "+y"),
 ]
 #: Fraction of the input image the object's longer side fills after the official preprocessing.
-INPUT_FILL = 0.75
+INPUT_FILL = conv.INPUT_OBJECT_FILL
+
+
 def render_config():
     """View-consistent shading (a fixed world light), as an ideal multi-view generator would keep it."""
     from data.render import RenderConfig
