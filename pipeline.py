@@ -464,13 +464,15 @@ class One2345Pipeline:
             except ReconstructionError as exc:
                 raise PipelineError(f"reconstruction failed: {exc}") from exc
         all_specs = specs + nearby_specs
+        ran = {**self.ran, "segmenter": pre.method}
+        if source == "user":
+            ran["matcher"] = None  # no estimate ran
         return PipelineOutput(
             input=pre, first_stage=first_views, nearby=nearby_views, polar_deg=polar, polar_source=source,
             estimate=estimate, elevation_failure=failure, mesh=recon.mesh, reconstruction=recon,
             timings=timer.timings, cpu_timings=timer.cpu_timings, seed=seed, view_seeds={v.name: view_seed(seed, v.name) for v in all_specs},
             warnings=notes, random_weight_stages=cfg.random_weight_stages,
-            ran={"matcher": self.ran["matcher"] if source != "user" else None, "segmenter": pre.method,
-                 "zero123_dtype": self.ran["zero123_dtype"], "device": self.ran["device"]},
+            ran=ran,
             weights=self.weights_used(matcher_ran=source != "user"), elevation_failure_reason=failure_reason,
         )
 
@@ -494,8 +496,8 @@ def build_estimator(cfg: ElevationConfig, loftr_path: Path | None, device: torch
             raise PipelineError(
                 f"LoFTR weights {loftr_path} cannot be used: {exc}\nReplace the file (a truncated download: "
                 "python scripts/download_weights.py --only loftr, after deleting it from the cache) or point "
-                "--set weights.loftr=PATH at a good copy; or match with SIFT instead (--set elevation.matcher.name=sift)"
-                ", or skip the estimation with --polar-deg / --elevation-deg"
+                "--set weights.loftr=PATH at a good copy; or match with SIFT instead "
+                "(--set elevation.matcher.name=sift), or skip the estimation with --polar-deg / --elevation-deg"
             ) from exc
         return ElevationEstimator(cfg, matcher=matcher)
     with torch.random.fork_rng(devices=[]):

@@ -74,13 +74,18 @@ def parse_overrides(overrides: Sequence[str]) -> DictConfig:
         raise ConfigError(f"command-line override: {_describe(exc)}") from exc
 
 
+def _merge_overrides(merged: DictConfig, layer: DictConfig) -> DictConfig:
+    """``OmegaConf.merge(merged, layer)`` of parsed overrides; a bad key or value raises ConfigError."""
+    try:
+        return OmegaConf.merge(merged, layer)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"command-line override: {_describe(exc)}{_allowed_keys(exc)}") from exc
+
+
 def check_overrides(schema: type, overrides: Sequence[str]) -> DictConfig:
     """:func:`parse_overrides`, then the keys and value types checked against ``schema`` (a dataclass)."""
     layer = parse_overrides(overrides)
-    try:
-        OmegaConf.merge(OmegaConf.structured(schema), layer)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"command-line override: {_describe(exc)}{_allowed_keys(exc)}") from exc
+    _merge_overrides(OmegaConf.structured(schema), layer)
     return layer
 
 
@@ -152,11 +157,7 @@ def load_config(schema: type[T], *sources: str | Path | dict, overrides: Sequenc
         else:
             merged = merge_layer(merged, read_yaml(src), src, schema.__name__)
     if overrides:
-        layer = check_overrides(schema, overrides)
-        try:
-            merged = OmegaConf.merge(merged, layer)
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"command-line override: {_describe(exc)}{_allowed_keys(exc)}") from exc
+        merged = _merge_overrides(merged, parse_overrides(overrides))
     try:
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:

@@ -340,11 +340,12 @@ def preprocess_image(image: Image.Image | str | Path, cfg: PreprocessConfig | No
         download: allow weight downloads for rembg / SAM.
     """
     cfg = cfg or PreprocessConfig()
-    if not isinstance(image, Image.Image):
-        source_name = source_name or str(image)
-        image = load_image(image)
-    name = source_name or "the input image"
-    image = to_rgb8(image, name)
+    if isinstance(image, Image.Image):
+        name = source_name or "the input image"
+        image = to_rgb8(image, name)
+    else:
+        name = source_name or str(image)
+        image = load_image(image)  # 8-bit RGB(A) already
     if cfg.segmenter not in SEGMENTERS:
         raise PreprocessError(f"unknown segmenter {cfg.segmenter!r}; choose one of {SEGMENTERS}")
     if cfg.segmenter == "none":

@@ -165,11 +165,9 @@ class ElevationEstimator:
         s, c = self.cfg.solver, self.cfg.checks
         schedule = self.schedule()
         result = self.search(matches) if result is None else result
-        if not s.robust:
-            check_solver, check_term = "truncated", truncated_term(s.robust_threshold_px)
-        elif s.robust_loss == "truncated":
+        if s.robust and s.robust_loss == "truncated":
             check_solver, check_term = "trimmed", trimmed_term(s.robust_keep_fraction)
-        else:
+        else:  # the official mean, or the robust trimmed loss, is checked against the truncated one
             check_solver, check_term = "truncated", truncated_term(s.robust_threshold_px)
         check = coarse_to_fine_search(matches, check_term, schedule)
         alt = None

@@ -12,14 +12,16 @@ import numpy as np
 
 from elevation.matcher import Matcher, RawPairMatches
 from elevation.matches import PAIRS
-from elevation.sift import SiftMatcher, mutual_ratio_matches
+from elevation.sift import SiftMatcher
 
 #: Detectors a weight-free matcher name may combine with "+".
 DETECTORS = ("sift", "akaze", "orb")
 
 
 class BinaryFeatureMatcher(SiftMatcher):
-    """AKAZE or ORB keypoints with Hamming-distance mutual-NN + ratio matching."""
+    """AKAZE or ORB keypoints with Hamming-distance mutual-NN + ratio matching (SIFT's matching otherwise)."""
+
+    norm, descriptor_width, descriptor_dtype = cv2.NORM_HAMMING, 32, np.uint8
 
     def __init__(self, detector: str, ratio: float = 0.8, max_features: int = 0) -> None:
         self.ratio = float(ratio)
@@ -27,20 +29,11 @@ class BinaryFeatureMatcher(SiftMatcher):
         if detector == "akaze":
             if not hasattr(cv2, "AKAZE_create"):  # OpenCV 5 moved AKAZE out of the main modules
                 raise ValueError(f"AKAZE is not in this OpenCV build ({cv2.__version__}); use 'sift' or 'orb'")
-            self._sift = cv2.AKAZE_create(threshold=0.0005)
+            self._detector = cv2.AKAZE_create(threshold=0.0005)
         elif detector == "orb":
-            self._sift = cv2.ORB_create(nfeatures=int(max_features) or 5000, fastThreshold=5, edgeThreshold=15)
+            self._detector = cv2.ORB_create(nfeatures=int(max_features) or 5000, fastThreshold=5, edgeThreshold=15)
         else:
             raise ValueError(f"unknown binary detector {detector!r}; use 'akaze' or 'orb'")
-
-    def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        keypoints, descriptors = self._sift.detectAndCompute(gray, None)
-        if descriptors is None or not keypoints:
-            return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-        return np.array([k.pt for k in keypoints], dtype=np.float32), descriptors
-
-    def match_descriptors(self, desc0: np.ndarray, desc1: np.ndarray):
-        return mutual_ratio_matches(desc0, desc1, self.ratio, cv2.NORM_HAMMING)
 
 
 class UnionMatcher(Matcher):

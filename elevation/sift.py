@@ -50,22 +50,24 @@ class SiftMatcher(Matcher):
     """
 
     name = "sift"
+    #: Descriptor distance, width and dtype (subclasses with binary descriptors change them).
+    norm, descriptor_width, descriptor_dtype = cv2.NORM_L2, 128, np.float32
 
     def __init__(self, ratio: float = 0.8, max_features: int = 0, contrast_threshold: float = 0.02) -> None:
         self.ratio = float(ratio)
-        self._sift = cv2.SIFT_create(nfeatures=int(max_features), contrastThreshold=float(contrast_threshold))
+        self._detector = cv2.SIFT_create(nfeatures=int(max_features), contrastThreshold=float(contrast_threshold))
 
     def detect(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(R, R) uint8 -> keypoints (K, 2) float32 (x, y) and descriptors (K, 128) float32."""
-        keypoints, descriptors = self._sift.detectAndCompute(gray, None)
+        """(R, R) uint8 -> keypoints (K, 2) float32 (x, y) and descriptors (K, descriptor_width)."""
+        keypoints, descriptors = self._detector.detectAndCompute(gray, None)
         if descriptors is None or not keypoints:
-            return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+            return np.zeros((0, 2), np.float32), np.zeros((0, self.descriptor_width), self.descriptor_dtype)
         xy = np.array([k.pt for k in keypoints], dtype=np.float32)
-        return xy, descriptors.astype(np.float32)
+        return xy, descriptors.astype(self.descriptor_dtype)
 
     def match_descriptors(self, desc0: np.ndarray, desc1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices into both sets and confidences of mutual nearest neighbours that pass the ratio test."""
-        return mutual_ratio_matches(desc0, desc1, self.ratio, cv2.NORM_L2)
+        return mutual_ratio_matches(desc0, desc1, self.ratio, self.norm)
 
     def match_all_pairs(self, gray: list[np.ndarray]) -> dict[tuple[int, int], RawPairMatches]:
         features = [self.detect(g) for g in gray]

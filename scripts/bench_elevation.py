@@ -35,7 +35,8 @@ from data import layout
 from data.assets import load_asset
 from data.cameras import Cameras
 from data.config import load_config
-from data.io import write_text_atomic
+from data.device import resolve_device
+from data.io import atomic_path, write_text_atomic
 from elevation import ElevationConfig, ElevationError, ElevationEstimator, MatchSet
 from elevation.config import ChecksConfig
 from elevation.features import build_opencv_matcher
@@ -181,10 +182,8 @@ def cached_render(cache: Path | None, rel: str, up: str, polar: float, offset: f
     images, radius = oracle_nearby_views(renderers[rel], polar, offset)
     render_s = time.perf_counter() - t0
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, views=np.round(images.numpy() * 255).astype(np.uint8), radius=radius)
-        os.replace(tmp, file)
+        with atomic_path(file) as tmp:
+            np.savez_compressed(tmp, views=np.round(images.numpy() * 255).astype(np.uint8), radius=radius)
     return images, radius, render_s
 
 
@@ -199,12 +198,9 @@ RIGHT_DEG, WRONG_DEG = 5.0, 15.0
 
 def build_matcher(name: str, loftr_weights: str | None):
     if name == "loftr":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return LoFTRMatcher.from_checkpoint(loftr_weights, device)
-    cfg = ElevationConfig()
-    cfg.matcher.name = name
-    return build_opencv_matcher(name, cfg.matcher.sift_ratio, cfg.matcher.sift_max_features,
-                                cfg.matcher.sift_contrast_threshold)
+        return LoFTRMatcher.from_checkpoint(loftr_weights, resolve_device("auto"))
+    m = ElevationConfig().matcher
+    return build_opencv_matcher(name, m.sift_ratio, m.sift_max_features, m.sift_contrast_threshold)
 
 
 def cached_raw_matches(cache: Path | None, key: str, name: str, matcher, images: torch.Tensor):
@@ -219,13 +215,11 @@ def cached_raw_matches(cache: Path | None, key: str, name: str, matcher, images:
     raw, masks = raw_nearby_matches(images, matcher, cfg.resize_px, cfg.background_threshold)
     seconds = time.perf_counter() - t0
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
         arrays = {}
         for p in PAIRS:
             arrays.update({f"a{p[0]}{p[1]}": raw[p][0], f"b{p[0]}{p[1]}": raw[p][1], f"c{p[0]}{p[1]}": raw[p][2]})
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, file)
+        with atomic_path(file) as tmp:
+            np.savez_compressed(tmp, **arrays)
     return raw, masks, seconds
 
 
