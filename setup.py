@@ -1,4 +1,4 @@
-"""Installs exactly the four packages of the project: data, zero123, reconstruction, elevation."""
+"""Installs the stage packages of the project: data, zero123, zero123plus, reconstruction, elevation (+ any listed below)."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -10,7 +10,7 @@ requirements = [
     if line.split("#")[0].strip() and not line.startswith(("pytest", "pyrender", "embreex", "tensorboard", "matplotlib"))
 ]
 
-PACKAGES = ("data", "zero123", "reconstruction", "elevation")
+PACKAGES = ("data", "zero123", "zero123plus", "reconstruction", "elevation")
 
 setup(
     name="one2345",
