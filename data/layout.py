@@ -6,11 +6,15 @@ the conditioning image of the Zero123 call that generates the view (``delta_pola
 
 Official order (``pose.json``): first-stage ids ``0, 1, 2, 3`` then ``4..7`` (input polar <= 75) or
 ``8..11`` (input polar > 75); then the nearby views ``k_j`` for k in that same order and j = 0..3.
+
+Also the Zero123++ six-view table (fixed absolute elevations, azimuths relative to the input) and its 3x2 grid
+tiling, so that every consumer of Zero123++ views reads its cameras from here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from data import conventions as conv
@@ -135,3 +139,93 @@ class RelativePose:
 
     def __len__(self) -> int:
         return self.delta_polar_deg.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Zero123++: six views at fixed poses in one 3x2 grid (spec zero123plus-spec.md sections 1, 2 and 10)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Azimuths (deg) of the six Zero123++ views relative to the input view's azimuth; view k is tile (k // 2, k % 2)
+#: of the row-major 3x2 grid, so the left column is the high ring and the right column the low ring.
+ZERO123PLUS_DELTA_AZIMUTH_DEG = (30.0, 90.0, 150.0, 210.0, 270.0, 330.0)
+#: Absolute elevations (deg above the horizon) of the six views, per pose set.
+ZERO123PLUS_ELEVATION_DEG = {
+    "v1.1": (30.0, -20.0, 30.0, -20.0, 30.0, -20.0),
+    "v1.2": (20.0, -10.0, 20.0, -10.0, 20.0, -10.0),
+}
+#: Full field of view (deg) of the generated views: v1.1 = Zero123's 2 atan(16/35) (= the One-2-3-45 rig's
+#: 280 px focal at 256 px), v1.2 = 30 deg (README; InstantMesh ``FOV_to_intrinsics(30)``).
+ZERO123PLUS_FOV_DEG = {"v1.1": float(np.rad2deg(2.0 * np.arctan(16.0 / 35.0))), "v1.2": 30.0}
+#: Side of one view tile (px) and the grid shape (rows, columns): 960x640 output images.
+ZERO123PLUS_TILE_PX = 320
+ZERO123PLUS_GRID = (3, 2)
+
+
+def zero123plus_radius(pose_set: str) -> float:
+    """Camera distance (world units) giving the One-2-3-45 rig's framing at the pose set's FOV.
+
+    ``r tan(fov / 2)`` fixes how much of the world fills the image; it is set equal to the rig's
+    ``CAMERA_RADIUS * (IMAGE_SIZE / 2) / FOCAL_PX``, so an object framed like a preprocessed input stays so framed:
+    1.2 for v1.1 (same FOV as the rig), about 2.047 for v1.2. (Zero123++ v1.2 normalises the object size itself;
+    InstantMesh renders it at r = 4.0 in its own object scale.)
+    """
+    half = np.deg2rad(ZERO123PLUS_FOV_DEG[_pose_set(pose_set)]) / 2.0
+    return float(conv.CAMERA_RADIUS * (conv.IMAGE_SIZE / 2.0) / conv.FOCAL_PX / np.tan(half))
+
+
+def _pose_set(pose_set: str) -> str:
+    if pose_set not in ZERO123PLUS_ELEVATION_DEG:
+        raise ValueError(f"unknown Zero123++ pose set {pose_set!r}; known: {sorted(ZERO123PLUS_ELEVATION_DEG)}")
+    return pose_set
+
+
+def zero123plus_views(pose_set: str, input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG) -> list[ViewSpec]:
+    """The six Zero123++ views as :class:`ViewSpec` (polar = 90 - elevation, azimuth = input's + offset, mod 360).
+
+    ``delta_polar_deg`` is relative to the horizon (the input's own polar angle is unknown to Zero123++).
+    """
+    elev = ZERO123PLUS_ELEVATION_DEG[_pose_set(pose_set)]
+    return [
+        ViewSpec(str(k), conv.elevation_to_polar_deg(e), (input_azimuth_deg + da) % 360.0,
+                 conv.elevation_to_polar_deg(e) - 90.0, da, "input")
+        for k, (e, da) in enumerate(zip(elev, ZERO123PLUS_DELTA_AZIMUTH_DEG))
+    ]
+
+
+def zero123plus_cameras(
+    pose_set: str, input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG, tile_px: int = ZERO123PLUS_TILE_PX,
+    radius: float | None = None, dtype: torch.dtype = torch.float32,
+) -> Cameras:
+    """Cameras (OpenCV, world frame of :mod:`data.conventions`) of the six views of a pose set (``"v1.1"``/``"v1.2"``).
+
+    Args:
+        input_azimuth_deg: azimuth assigned to the input image (the One-2-3-45 habit: 30 deg).
+        tile_px: side of one view (320 for the real model).
+        radius: camera distance; default :func:`zero123plus_radius`.
+    """
+    views = zero123plus_views(pose_set, input_azimuth_deg)
+    focal = conv.fov_to_focal(ZERO123PLUS_FOV_DEG[pose_set], tile_px)
+    r = zero123plus_radius(pose_set) if radius is None else float(radius)
+    return Cameras.from_spherical([v.polar_deg for v in views], [v.azimuth_deg for v in views], r, focal_px=focal,
+                                  size_px=tile_px, dtype=dtype)
+
+
+def tile_grid(views: torch.Tensor, grid: tuple[int, int] = ZERO123PLUS_GRID) -> torch.Tensor:
+    """(..., rows*cols, C, h, w) views -> (..., C, rows*h, cols*w) row-major grid (view k at tile (k // cols, k % cols))."""
+    rows, cols = grid
+    *lead, n, c, h, w = views.shape
+    if n != rows * cols:
+        raise ValueError(f"tile_grid: need {rows * cols} views for a {rows}x{cols} grid, got {n}")
+    x = views.reshape(*lead, rows, cols, c, h, w).movedim(-3, -5)  # (..., C, rows, cols, h, w)
+    return x.transpose(-3, -2).reshape(*lead, c, rows * h, cols * w)
+
+
+def split_grid(grid_images: torch.Tensor, grid: tuple[int, int] = ZERO123PLUS_GRID) -> torch.Tensor:
+    """Inverse of :func:`tile_grid`: (..., C, rows*h, cols*w) -> (..., rows*cols, C, h, w)."""
+    rows, cols = grid
+    *lead, c, hh, ww = grid_images.shape
+    if hh % rows or ww % cols:
+        raise ValueError(f"split_grid: a {hh}x{ww} image does not split into {rows}x{cols} equal tiles")
+    h, w = hh // rows, ww // cols
+    x = grid_images.reshape(*lead, c, rows, h, cols, w).transpose(-3, -2)  # (..., C, rows, cols, h, w)
+    return x.movedim(-5, -3).reshape(*lead, rows * cols, c, h, w)
