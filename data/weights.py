@@ -60,6 +60,8 @@ class WeightSpec:
         cache_env, cache_default: folder for URL downloads (environment variable and its default).
         optional: True for weights whose absence only degrades a step (a weight-free fallback exists).
         allow_patterns: for whole-repo snapshots from the default repo, the files to fetch (None = all).
+        extra: weights of a separate system (Zero123++), not part of One-2-3-45's chain: fetched by
+            ``scripts/download_weights.py`` only when named with ``--only``.
     """
 
     name: str
@@ -72,6 +74,7 @@ class WeightSpec:
     cache_default: str | None = None
     optional: bool = False
     allow_patterns: tuple[str, ...] | None = None
+    extra: bool = False
 
     @property
     def default_source(self) -> str:
@@ -132,6 +135,40 @@ REGISTRY: dict[str, WeightSpec] = {
                 "safety_checker/model.safetensors",
             ),
             optional=True,
+        ),
+        WeightSpec(
+            "zero123plus_v12",
+            "Zero123++ v1.2 six-view diffusion pipeline (hub folder layout: unet, vae, text/vision encoders, ...)",
+            "sudo-ai/zero123plus-v1.2",
+            None,
+            allow_patterns=("model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors"),
+            optional=True,
+            extra=True,
+        ),
+        WeightSpec(
+            "zero123plus_v11",
+            "Zero123++ v1.1 six-view diffusion pipeline (hub folder layout)",
+            "sudo-ai/zero123plus-v1.1",
+            None,
+            allow_patterns=("model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors"),
+            optional=True,
+            extra=True,
+        ),
+        WeightSpec(
+            "instantmesh_unet",
+            "InstantMesh's white-background fine-tune of the Zero123++ v1.2 UNet (plain UNet state dict)",
+            "TencentARC/InstantMesh",
+            "diffusion_pytorch_model.bin",
+            optional=True,
+            extra=True,
+        ),
+        WeightSpec(
+            "zero123plus_depth_controlnet",
+            "Zero123++ v1.1 depth ControlNet (diffusers ControlNetModel folder)",
+            "sudo-ai/controlnet-zp11-depth-v1",
+            None,
+            optional=True,
+            extra=True,
         ),
     )
 }

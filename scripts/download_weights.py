@@ -1,6 +1,7 @@
 """Fetch every pretrained weight of the registry (data/weights.py) into its standard cache, with progress bars.
 
-    python scripts/download_weights.py                 # all of them
+    python scripts/download_weights.py                 # all of One-2-3-45's (not the Zero123++ extras)
+    python scripts/download_weights.py --only zero123plus_v12 instantmesh_unet   # Zero123++ / InstantMesh
     python scripts/download_weights.py --only zero123 loftr
     python scripts/download_weights.py --list          # what is known and whether it is already here
 
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(REGISTRY), help="fetch only these weights")
     parser.add_argument("--list", action="store_true", help="list the registry and what is present; no download")
     args = parser.parse_args(argv)
-    names = args.only or list(REGISTRY)
+    names = args.only or [n for n, spec in REGISTRY.items() if not spec.extra]
     if args.list:
         for name in names:
             spec = REGISTRY[name]
