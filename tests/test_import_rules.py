@@ -1,6 +1,7 @@
 """The dependency rule, enforced by parsing imports.
 
-data/ imports no stage package; zero123/, elevation/, reconstruction/ import only data/ (never each other).
+data/ imports no stage package; zero123/, elevation/, reconstruction/, score_distillation/ import only data/ (never
+each other). Composers (pipeline, sjc_pipeline, scripts, infer, train) may import anything.
 """
 import ast
 from pathlib import Path
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"zero123", "elevation", "reconstruction"}
-PROJECT = STAGES | {"data", "scripts", "tests", "infer", "train", "pipeline"}
+STAGES = {"zero123", "elevation", "reconstruction", "score_distillation"}
+PROJECT = STAGES | {"data", "scripts", "tests", "infer", "train", "pipeline", "sjc_pipeline"}
 ALLOWED = {"data": {"data"}, **{s: {s, "data"} for s in STAGES}}
 
 
@@ -44,4 +45,14 @@ def test_rule_detects_a_violation(tmp_path):
     assert violations(pkg, ALLOWED["elevation"]) == [
         "elevation/bad.py imports reconstruction",
         "elevation/bad.py imports zero123",
+    ]
+
+
+def test_score_distillation_may_not_import_zero123_or_the_composer(tmp_path):
+    pkg = tmp_path / "score_distillation"
+    pkg.mkdir()
+    (pkg / "bad.py").write_text("import sjc_pipeline\nfrom zero123.score import SJCScore\nfrom data.cameras import Cameras\n")
+    assert violations(pkg, ALLOWED["score_distillation"]) == [
+        "score_distillation/bad.py imports sjc_pipeline",
+        "score_distillation/bad.py imports zero123",
     ]
