@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = {"zero123", "elevation", "reconstruction", "score_distillation"}
+STAGES = {"zero123", "zero123plus", "elevation", "reconstruction", "score_distillation"}
 PROJECT = STAGES | {"data", "scripts", "tests", "infer", "train", "pipeline", "sjc_pipeline"}
 ALLOWED = {"data": {"data"}, **{s: {s, "data"} for s in STAGES}}
 
