@@ -136,14 +136,22 @@ class Zero123PlusModel(nn.Module):
                                     conditioning_scale=scale, return_dict=False)
         return down, mid
 
+    @staticmethod
+    def noised_reference(ref_latents: torch.Tensor, ref_noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The reference at the sample's noise level: ``(ref + sigma * noise) / sqrt(sigma^2 + 1)``.
+
+        = sqrt(abar_t) ref + sqrt(1 - abar_t) noise (official ``add_noise`` + ``scale_model_input`` of the Euler
+        scheduler); ``ref_latents`` / ``ref_noise`` (B,4,H,W), ``sigma`` 0-d.
+        """
+        sigma = sigma.to(device=ref_latents.device, dtype=ref_latents.dtype)
+        return (ref_latents + ref_noise * sigma) / ((sigma**2 + 1) ** 0.5)
+
     def predict_v(
         self,
         sample: torch.Tensor,
         timestep: torch.Tensor,
         context: torch.Tensor,
-        ref_latents: torch.Tensor,
-        ref_noise: torch.Tensor,
-        sigma: torch.Tensor,
+        reference: torch.Tensor,
         control_image: Optional[torch.Tensor] = None,
         control_scale: float = 1.0,
     ) -> torch.Tensor:
@@ -153,17 +161,14 @@ class Zero123PlusModel(nn.Module):
             sample: (B,4,h,w) scheduler-scaled latents (``x / sqrt(sigma^2 + 1)``).
             timestep: 0-d tensor, possibly fractional (``linspace`` spacing).
             context: (B,77,D).
-            ref_latents: (B,4,H,W) raw reference latents; ``ref_noise`` the same shape, N(0, I).
-            sigma: 0-d Euler noise level of ``timestep``: the reference becomes
-                ``(ref + sigma * noise) / sqrt(sigma^2 + 1)``, the noise level of the sample.
-            control_image: optional ControlNet input (1 or B, 3, H, W) in [-1, 1].
+            reference: (B,4,H,W) noised, scaled reference (:meth:`noised_reference`).
+            control_image: optional ControlNet input (1 or B, 3, H, W) in [-1, 1]; its residuals (x
+                ``control_scale``) enter the read pass only.
 
         Returns:
             (B,4,h,w) raw v-prediction.
         """
         dtype = self.unet.unet.dtype
-        sigma = sigma.to(device=ref_latents.device, dtype=ref_latents.dtype)
-        reference = (ref_latents + ref_noise * sigma) / ((sigma**2 + 1) ** 0.5)
         down = mid = None
         if control_image is not None:
             down, mid = self.control_residuals(sample.to(dtype), timestep, context.to(dtype), control_image,

@@ -76,8 +76,9 @@ def sample(
 ) -> torch.Tensor:
     """Euler-ancestral sampling; returns the final (B,4,h,w) latents in the scaled diffusion space.
 
-    ``on_step(record)`` gets every step's tensors (``t``, ``sigma``, ``unet_input``, ``ref_noise``, ``v``,
-    ``guided_v``, ``latents_before``, ``latents_after``) for progress bars and parity tests.
+    ``on_step(record)`` gets every step's tensors (``t``, ``sigma``, ``unet_input``, ``ref_noise``,
+    ``reference``, ``v``, ``guided_v``, ``latents_before``, ``latents_after``, ``pred_x0``) for progress bars and
+    parity tests.
     """
     cfg = guidance_scale > 1.0
     rows = 2 if cfg else 1
@@ -90,16 +91,18 @@ def sample(
         x_in = scheduler.scale_model_input(x_in, t)
         sigma = scheduler.sigmas[scheduler.step_index]
         ref_noise = noise.reference_draw(rows, tuple(cond.ref_latents.shape[1:])).to(device)
-        v = model.predict_v(x_in, t, cond.context, cond.ref_latents, ref_noise, sigma, cond.control,
-                            control_scale).to(latents.dtype)
+        reference = model.noised_reference(cond.ref_latents, ref_noise, sigma)
+        v = model.predict_v(x_in, t, cond.context, reference, cond.control, control_scale).to(latents.dtype)
         if cfg:
             v_u, v_c = v.chunk(2)
             guided = v_u + guidance_scale * (v_c - v_u)
         else:
             guided = v
         before = latents
-        latents = scheduler.step(guided, t, latents, generator=noise.sampling).prev_sample
+        out = scheduler.step(guided, t, latents, generator=noise.sampling)
+        latents = out.prev_sample
         if on_step is not None:
-            on_step(dict(t=t, sigma=sigma, unet_input=x_in, ref_noise=ref_noise, v=v, guided_v=guided,
-                         latents_before=before, latents_after=latents))
+            on_step(dict(t=t, sigma=sigma, unet_input=x_in, ref_noise=ref_noise, reference=reference, v=v,
+                         guided_v=guided, latents_before=before, latents_after=latents,
+                         pred_x0=out.pred_original_sample))
     return latents
