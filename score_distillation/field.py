@@ -52,7 +52,7 @@ class VoxelField(nn.Module):
     def num_samples(self, max_length: torch.Tensor | float) -> int:
         """Samples per ray for a bundle whose longest in-box segment is ``max_length``: ``int(len / step) + 1``."""
         length = torch.as_tensor(max_length, dtype=torch.float32)
-        return int(float(length / self.step_size)) + 1
+        return max(int(float(length / self.step_size)) + 1, 1)
 
     def grid_coords(self, points: torch.Tensor) -> torch.Tensor:
         """(P, 3) world points -> (1, P, 1, 1, 3) ``grid_sample`` coordinates in [-1, 1]."""

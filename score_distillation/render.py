@@ -6,7 +6,8 @@ convention of :mod:`data.conventions`, principal point at the image centre; this
 ``W/2 - 0.5`` offset on integer pixel coordinates), directions normalised, in float64; clipped to the box by the
 slab test (zero direction components replaced by 1e-6), entry and exit clamped at 0. Then float32:
 ``k = int(max segment / step) + 1`` samples at ``t_min + i * step`` for the whole bundle, no jitter, samples past
-the exit get density 0; ``alpha = 1 - exp(-sigma * step)``; features only where the weight exceeds the field's
+the exit get density 0 (a ray that misses the box -- possible for corner pixels of far training views -- is
+pure background, as officially: its segment is negative); ``alpha = 1 - exp(-sigma * step)``; features only where the weight exceeds the field's
 threshold; ``latent = sum w c + (1 - sum w) * background``, ``depth = sum w t + (1 - sum w) * 10``.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from score_distillation.field import VoxelField
 
 
 class RenderError(ValueError):
-    """A render request the renderer cannot serve (ray missing the box, non-square image, bad background)."""
+    """A render request the renderer cannot serve (undefined camera orientation, non-square image, bad background)."""
 
 
 @dataclass
@@ -97,11 +98,9 @@ def render_latent(field: VoxelField, camera: Cameras, background: torch.Tensor) 
     size, dev = camera.width, field.density.device
     origins, dirs = camera_rays(camera)
     t_min, t_max = box_intersect(origins, dirs, field.aabb.detach().cpu().double().numpy())
-    if not (t_min < t_max).all():
-        raise RenderError(
-            f"{int((t_min >= t_max).sum())} of {len(t_min)} rays miss the field's box: every pixel must see the "
-            "box (camera too close, too wide a field of view, or looking away from the origin)"
-        )
+    if not np.isfinite(dirs).all():
+        raise RenderError("the camera's rays are not finite (a look-at camera exactly above or below the origin has "
+                          "no defined orientation): move the camera off the z axis")
     ro, rd, t0, t1 = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in (origins, dirs, t_min, t_max))
     n = ro.shape[0]
     step = field.step_size
