@@ -27,6 +27,8 @@ SUBFOLDERS = ("unet", "vae", "text_encoder", "vision_encoder", "tokenizer", "sch
               "feature_extractor_clip")
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+#: Model prefixes of transformers' CLIP towers that differ between library versions (see :func:`_align_prefix`).
+TRANSFORMERS_PREFIXES = ("text_model.", "vision_model.")
 #: Keys older library versions saved that carry no learnt value (recomputed buffers): tolerated when extra.
 IGNORED_EXTRA_SUFFIXES = ("embeddings.position_ids",)
 #: Pre-0.15 diffusers names of the VAE's mid-block attention (renamed in later versions).
@@ -79,6 +81,7 @@ def strip_unet_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def load_strict(module: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict`` that names every missing, unexpected and mis-shaped key in one error."""
     own = module.state_dict()
+    sd = _align_prefix(sd, own)
     extra = [k for k in sd if k not in own]
     if isinstance(module, AutoencoderKL) and extra:
         sd = {_legacy_vae_key(k) if k not in own else k: v for k, v in sd.items()}
@@ -98,6 +101,19 @@ def load_strict(module: torch.nn.Module, sd: dict[str, torch.Tensor], source: st
     if problems:
         raise Zero123PlusWeightsError(f"{source}: weights do not fit the model: " + " | ".join(problems))
     module.load_state_dict(sd, strict=True)
+
+
+def _align_prefix(sd: dict, own: dict) -> dict:
+    """transformers 4 saved ``CLIPTextModel`` keys under ``text_model.`` (the hub files); transformers 5's bare
+    model has none. Strip or add such a prefix when it is on every key of one side and on none of the other."""
+    for prefix in TRANSFORMERS_PREFIXES:
+        file_has = bool(sd) and all(k.startswith(prefix) for k in sd)
+        own_has = any(k.startswith(prefix) for k in own)
+        if file_has and not own_has:
+            return {k[len(prefix):]: v for k, v in sd.items()}
+        if own_has and all(k.startswith(prefix) for k in own) and not any(k.startswith(prefix) for k in sd):
+            return {prefix + k: v for k, v in sd.items()}
+    return sd
 
 
 def _legacy_vae_key(key: str) -> str:
