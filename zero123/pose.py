@@ -32,3 +32,11 @@ def relative_pose_from_degrees(delta_polar_deg, delta_azimuth_deg, delta_radius=
         torch.as_tensor(delta_radius, dtype=torch.float64).reshape(-1),
     )
     return RelativePose(dp.clone(), da.clone(), dr.clone())
+
+
+def stable_zero123_pose_vector(pose: RelativePose, input_polar_deg) -> torch.Tensor:
+    """(N, 4) pose code of Stable Zero123 (threestudio ``StableZero123Guidance``): as :func:`pose_vector`, but the
+    4th entry is the absolute polar angle of the input view in radians instead of the radius change."""
+    code = pose_vector(pose)
+    code[:, 3] = torch.deg2rad(torch.as_tensor(input_polar_deg, dtype=torch.float64)).to(torch.float32)
+    return code
