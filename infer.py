@@ -172,6 +172,9 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str) -> dic
         "timings_s": {k: round(v, 4) for k, v in out.timings.items()},
         "total_s": round(sum(out.timings.values()), 4),
         "cpu_timings_s": {k: round(v, 4) for k, v in out.cpu_timings.items()},
+        "peak_memory_gb": {k: round(v, 3) for k, v in getattr(out, "peak_memory_gb", {}).items()},
+        "peak_memory_note": ("CUDA allocator peak per stage" if out.ran["device"].startswith("cuda")
+                             else "process peak resident set so far (CPU: no per-stage figure)"),
         "seed": out.seed,
         "view_seeds": out.view_seeds,
         "ran": dict(out.ran),

@@ -203,6 +203,8 @@ class PipelineOutput:
         reconstruction: the reconstruction stage's full output (mesh, SDF volume, frame).
         timings: wall-clock seconds per stage, in execution order.
         cpu_timings: process CPU seconds per stage (all threads), same keys except ``load_models``.
+        peak_memory_gb: per stage (same keys as ``cpu_timings``), GiB: CUDA allocator peak during the stage on a
+            GPU; on a CPU the process's peak resident set so far.
         seed: the run seed (each view's seed is listed in ``view_seeds``).
         warnings: notes for the user: every fallback taken while building the models (e.g. ``half`` on a CPU)
             and during this run (GrabCut segmentation, the fallback polar angle, ...).
@@ -231,6 +233,7 @@ class PipelineOutput:
     ran: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, str] = field(default_factory=dict)
     elevation_failure_reason: str | None = None
+    peak_memory_gb: dict[str, float] = field(default_factory=dict)
 
     @property
     def elevation_deg(self) -> float:
@@ -284,19 +287,36 @@ def required_weights(cfg: PipelineConfig, *, text_prompt: bool = False) -> dict[
 
 
 class _Timer:
-    """Wall-clock and process-CPU seconds per named stage (CPU time does not grow when the machine is shared)."""
+    """Wall-clock and process-CPU seconds per named stage (CPU time does not grow when the machine is shared), and
+    peak memory per stage: on CUDA the allocator's peak during the stage, on a CPU the process's peak resident set
+    so far (the OS keeps no per-stage figure)."""
 
     def __init__(self, device: torch.device):
-        self.device, self.timings, self.cpu_timings = device, {}, {}
+        self.device, self.timings, self.cpu_timings, self.peak_memory_gb = device, {}, {}, {}
 
     @contextlib.contextmanager
     def __call__(self, name: str):
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
         t0, c0 = time.perf_counter(), time.process_time()
         yield
-        if self.device.type == "cuda":
+        if cuda:
             torch.cuda.synchronize(self.device)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
         self.cpu_timings[name] = self.cpu_timings.get(name, 0.0) + time.process_time() - c0
+        peak = torch.cuda.max_memory_allocated(self.device) if cuda else peak_rss_bytes()
+        self.peak_memory_gb[name] = max(self.peak_memory_gb.get(name, 0.0), peak / 1024**3)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux / macOS units handled)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 # --------------------------------------------------------------------------------------------------- pipeline
@@ -474,6 +494,7 @@ class One2345Pipeline:
             warnings=notes, random_weight_stages=cfg.random_weight_stages,
             ran=ran,
             weights=self.weights_used(matcher_ran=source != "user"), elevation_failure_reason=failure_reason,
+            peak_memory_gb=timer.peak_memory_gb,
         )
 
 
