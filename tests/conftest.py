@@ -26,6 +26,35 @@ def require_shared(relative: str) -> Path:
     return path
 
 
+#: Device of the ``cuda``-marked tests: "cuda" (default), or "cpu" for scripts/cuda_check.py's dry run, which runs
+#: the same tests on the CPU. ONE2345_REQUIRE_CUDA=1 (set by the check on a GPU machine) makes them fail instead of
+#: skipping when CUDA is missing.
+CUDA_TESTS_DEVICE = os.environ.get("ONE2345_CUDA_TESTS_DEVICE", "cuda")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """``cuda``-marked tests skip (with the reason) before any fixture is built when CUDA is not available."""
+    if item.get_closest_marker("cuda") is None or not CUDA_TESTS_DEVICE.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        msg = ("needs a CUDA GPU (torch.cuda.is_available() is False): run python scripts/cuda_check.py on a GPU "
+               "machine, or its CPU dry run (--device cpu --quick)")
+        if os.environ.get("ONE2345_REQUIRE_CUDA") == "1":
+            pytest.fail(msg + "; ONE2345_REQUIRE_CUDA=1 forbids skipping")
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def cuda_device():
+    """The device the ``cuda``-marked tests run on (see CUDA_TESTS_DEVICE)."""
+    import torch
+
+    return torch.device(CUDA_TESTS_DEVICE)
+
+
 @pytest.fixture
 def shared():
     """Callable fixture: ``shared("fixtures/one2345_parity/cameras")`` -> Path (skip/fail as above)."""

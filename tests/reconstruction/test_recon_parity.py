@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import require_shared
+from conftest import CUDA_TESTS_DEVICE, require_shared
+from data.device import strict_fp32
 from reconstruction.checkpoint import load_official_checkpoint
 from reconstruction.config import ReconstructionConfig
 from reconstruction.reconstructor import Reconstructor, SceneInputs
@@ -51,14 +52,28 @@ def unpack_occupancy(packed: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(packed)[: n ** 3].reshape(n, n, n).astype(bool)
 
 
-@pytest.fixture(scope="module", params=[90, 60], ids=["polar090", "polar060"])
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param((90, "cpu"), id="polar090"), pytest.param((60, "cpu"), id="polar060"),
+    # the same comparisons on the GPU, TF32 off (scripts/cuda_check.py; skip without CUDA)
+    pytest.param((90, "cuda"), id="cuda-polar090", marks=pytest.mark.cuda),
+    pytest.param((60, "cuda"), id="cuda-polar060", marks=pytest.mark.cuda),
+])
 def run(request):
     """Our outputs for everything the fixture records (small arrays only; big tensors are freed)."""
-    polar = request.param
+    polar, device = request.param
+    with strict_fp32():
+        return _run(polar, CUDA_TESTS_DEVICE if device == "cuda" else device)
+
+
+def _run(polar: int, device: str) -> dict:
     folder = require_shared(RECON)
     ref = dict(np.load(folder / f"recon_polar{polar:03d}.npz"))
     model = load_official_checkpoint(folder / "model_state.pth")
-    rec = Reconstructor(model, ReconstructionConfig(device="cpu"))
+    rec = Reconstructor(model, ReconstructionConfig(device=device))
     images = torch.from_numpy(ref["src_images_u8"]).permute(0, 3, 1, 2).float() / 255
     inputs = SceneInputs(images, torch.from_numpy(ref["in_w2cs"]), torch.from_numpy(ref["in_intrinsics"]),
                          torch.from_numpy(ref["in_affine_mats"]))
@@ -67,46 +82,46 @@ def run(request):
     vyx = torch.from_numpy(ref["fmap_sample_vyx"].astype(np.int64))
     with torch.no_grad():
         compressed = rec.model.sdf_network_lod0.compress_layer(enc.fused_maps)
-    out["fused56"] = enc.fused_maps[vyx[:, 0], :, vyx[:, 1], vyx[:, 2]].numpy()
-    out["fused_mean"] = enc.fused_maps.mean(dim=(0, 2, 3)).numpy()
-    out["fused_std"] = enc.fused_maps.transpose(0, 1).reshape(56, -1).std(dim=1).numpy()
-    out["compressed16"] = compressed[vyx[:, 0], :, vyx[:, 1], vyx[:, 2]].numpy()
+    out["fused56"] = _numpy(enc.fused_maps[vyx[:, 0], :, vyx[:, 1], vyx[:, 2]])
+    out["fused_mean"] = _numpy(enc.fused_maps.mean(dim=(0, 2, 3)))
+    out["fused_std"] = _numpy(enc.fused_maps.transpose(0, 1).reshape(56, -1).std(dim=1))
+    out["compressed16"] = _numpy(compressed[vyx[:, 0], :, vyx[:, 1], vyx[:, 2]])
     del compressed
     occ = np.zeros((96,) * 3, bool)
-    c = enc.volume.coords.numpy()
+    c = _numpy(enc.volume.coords)
     occ[c[:, 0], c[:, 1], c[:, 2]] = True
     out["occupancy"] = occ
     index = {tuple(r): i for i, r in enumerate(c.tolist())}
     vox = ref["vox_sample_coords_xyzb"].astype(np.int64)
     rows = torch.tensor([index[tuple(r)] for r in vox[:, :3].tolist()])
-    out["cost_rows"] = enc.volume.cost[rows].numpy()
-    out["vox_latent"] = enc.volume.latent[:, vox[:, 0], vox[:, 1], vox[:, 2]].t().numpy()
+    out["cost_rows"] = _numpy(enc.volume.cost[rows])
+    out["vox_latent"] = _numpy(enc.volume.latent[:, vox[:, 0], vox[:, 1], vox[:, 2]].t())
     blocks = {}
     for name in SPARSE_BLOCKS:
         st = enc.volume.blocks[name]
-        coords = st.coords.long().numpy()
+        coords = _numpy(st.coords.long())
         keyed = {tuple(r): i for i, r in enumerate(coords.tolist())}
         sample = ref[f"blk_{name}_sample_coords_xyzb"].astype(np.int64)
         idx = [keyed.get(tuple(r), -1) for r in sample.tolist()]
         blocks[name] = {"stride": st.stride, "coords": coords, "missing": sum(i < 0 for i in idx),
-                        "feats": st.feats[torch.tensor([max(i, 0) for i in idx])].numpy()}
+                        "feats": _numpy(st.feats[torch.tensor([max(i, 0) for i in idx])])}
     out["blocks"] = blocks
     enc.volume.blocks = None
     enc.volume.cost = None
 
     points = torch.from_numpy(ref["query_points"])
     q = rec.query(enc, points, with_gradient=True)
-    out.update(sdf=q.sdf.numpy(), latent=q.latent.numpy(), grad=q.gradient.numpy(), features=q.features.numpy())
-    out["rgb"] = rec.colours(enc, points).numpy()
+    out.update(sdf=_numpy(q.sdf), latent=_numpy(q.latent), grad=_numpy(q.gradient), features=_numpy(q.features))
+    out["rgb"] = _numpy(rec.colours(enc, points))
     sub = torch.from_numpy(ref["query_sub_idx"])
     official_normals = F.normalize(torch.from_numpy(ref["query_sdf_grad"]), dim=-1, eps=1e-6)
-    blend = rec.blending_inputs(enc, points, official_normals)
-    out["view_mask"] = blend.mask.t().numpy()
-    out["ray_diff_sub"] = blend.ray_diff[:, sub].transpose(0, 1).numpy()
+    blend = rec.blending_inputs(enc, points.to(rec.device), official_normals.to(rec.device))  # not moved there
+    out["view_mask"] = _numpy(blend.mask.t())
+    out["ray_diff_sub"] = _numpy(blend.ray_diff[:, sub].transpose(0, 1))
     del blend
-    out["grid64"] = rec.sdf_volume(enc, 64).sdf.numpy()
+    out["grid64"] = _numpy(rec.sdf_volume(enc, 64).sdf)
     verts = torch.from_numpy(ref["r64_mc_vertices_normalized"][::3].copy())
-    out["r64_rgb"] = rec.colours(enc, verts).numpy()
+    out["r64_rgb"] = _numpy(rec.colours(enc, verts))
     del enc
     return out
 
