@@ -11,7 +11,7 @@ BLENDER_PYTHON ?= python3.11
 BLENDER_VENV := .venv-blender
 BLENDER_STAMP := $(BLENDER_VENV)/.installed
 
-.PHONY: test infer install clean blender-venv
+.PHONY: test infer install clean blender-venv cuda-carry cuda-check-dry
 
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ test: $(STAMP)
 infer: $(STAMP)
 	@test -n "$(IMAGE)" || (echo "usage: make infer IMAGE=path/to/image.png [OUT=outputs]" >&2; exit 2)
 	$(PY) infer.py "$(IMAGE)" --output "$(or $(OUT),outputs)" $(INFER_ARGS)
+
+# CUDA device check (README, "Running on a CUDA GPU"): what the offline GPU machine needs, into .cuda_carry/
+cuda-carry: $(STAMP)
+	$(PY) scripts/cuda_carry.py
+
+# the check's CPU dry run (same code paths, tiny sizes; tests/scripts/test_cuda_check.py runs it in CI)
+cuda-check-dry: $(STAMP)
+	$(PY) scripts/cuda_check.py --device cpu --quick --out outputs/cuda_check_dry
 
 clean:
 	rm -rf $(VENV) $(BLENDER_VENV) .pytest_cache
