@@ -5,6 +5,8 @@ Examples::
     python scripts/render_dataset.py objaverse_glbs/ --out renders/zero123 --layout zero123 --backend blender
     python scripts/render_dataset.py assets.txt --out renders/recon --layout reconstruction --backend cpu \\
         --shard $SLURM_ARRAY_TASK_ID --num-shards 64
+    python scripts/render_dataset.py objaverse_glbs/ --out renders/zp --layout zero123plus --views 2 \\
+        --set zero123plus.pose_set=v1.2 zero123plus.background=255   # Zero123++ grids (InstantMesh recipe)
 
 Objects already complete in --out are skipped (a killed run resumes); each object is written to a temporary
 folder and renamed when whole; a JSONL manifest records every object (ok / skipped / failed, seconds, error).
@@ -29,12 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("assets", help="folder (searched recursively), glob pattern (quote it) or list file")
     p.add_argument("--out", type=Path, required=True, help="dataset root: one folder per object")
-    p.add_argument("--layout", choices=["zero123", "reconstruction"], default=None)
+    p.add_argument("--layout", choices=["zero123", "reconstruction", "zero123plus"], default=None)
     p.add_argument("--backend", choices=["cpu", "blender"], default=None)
     p.add_argument("--shard", type=int, default=0, help="this worker's index, 0-based")
     p.add_argument("--num-shards", type=int, default=1, help="number of workers splitting the asset list")
-    p.add_argument("--views", type=int, default=None, help="views per object (zero123) / main views (reconstruction)")
-    p.add_argument("--size", type=int, default=None, help="zero123 image size (default 512)")
+    p.add_argument("--views", type=int, default=None, help="views per object (zero123) / main views (reconstruction) "
+                                                           "/ conditioning samples, each with its 6-view grid (zero123plus)")
+    p.add_argument("--size", type=int, default=None, help="zero123 image size (default 512) / zero123plus tile (320)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--up-axis", default=None,
                    help="the up axis of every asset: auto (glTF/GLB +y, other formats +z) or +x..-z. OBJ files "
@@ -56,15 +59,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> DatasetRenderConfig:
     overrides = list(args.overrides)
+    layout = args.layout or "zero123"
+    size_key = "zero123plus.tile_size" if layout == "zero123plus" else "zero123.image_size"
     for flag, key in ((args.layout, "layout"), (args.backend, "backend.name"), (args.seed, "seed"),
-                      (args.up_axis, "up_axis"), (args.size, "zero123.image_size"),
+                      (args.up_axis, "up_axis"), (args.size, size_key),
                       (args.blender, "backend.blender.executable")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     if args.views is not None:
-        layout = args.layout or "zero123"
-        overrides.append(("zero123.num_views=" if layout == "zero123" else "reconstruction.num_main_views=")
-                         + str(args.views))
+        views_key = {"zero123": "zero123.num_views", "reconstruction": "reconstruction.num_main_views",
+                     "zero123plus": "zero123plus.num_samples"}[layout]
+        overrides.append(f"{views_key}={args.views}")
     return load_config(DatasetRenderConfig, *([args.config] if args.config else []), overrides=overrides)
 
 

@@ -32,14 +32,20 @@ from data.datasets.zero123_layout import (
     sample_zero123_views,
     write_zero123_object,
 )
+from data.datasets.zero123plus_layout import (
+    Zero123PlusLayoutConfig,
+    sample_zero123plus_views,
+    write_zero123plus_object,
+)
 from data.io import atomic_directory, write_text_atomic
 from data.mesh import MeshError
 from data.render.backends import BackendConfig, make_backend
 
-LAYOUTS = ("zero123", "reconstruction")
+LAYOUTS = ("zero123", "reconstruction", "zero123plus")
 #: Object scale per layout (:func:`data.assets.load_asset_with_info`): Zero123's official recipe (longest side 1,
-#: cameras at radius 1.5-2.2, with its occasional crops) and the inference rig's framing of a preprocessed input.
-LAYOUT_FRAMING = {"zero123": "bbox", "reconstruction": "rig"}
+#: cameras at radius 1.5-2.2, with its occasional crops) and the inference rig's framing of a preprocessed input
+#: (also Zero123++'s, whose camera table keeps the rig's framing).
+LAYOUT_FRAMING = {"zero123": "bbox", "reconstruction": "rig", "zero123plus": "rig"}
 INDEX_FILE = "valid_paths.json"
 
 
@@ -53,6 +59,7 @@ class DatasetRenderConfig:
     max_texture_size: int = 2048
     zero123: Zero123LayoutConfig = field(default_factory=Zero123LayoutConfig)
     reconstruction: ReconstructionLayoutConfig = field(default_factory=ReconstructionLayoutConfig)
+    zero123plus: Zero123PlusLayoutConfig = field(default_factory=Zero123PlusLayoutConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
 
     def __post_init__(self) -> None:
@@ -136,6 +143,13 @@ def render_object(asset: Path, object_id: str, out_root: Path, cfg: DatasetRende
         out = backend.render(mesh, cameras, light, with_depth=False)
         with atomic_directory(out_root / object_id) as tmp:
             write_zero123_object(tmp, out, light, meta)
+        return len(cameras)
+    if cfg.layout == "zero123plus":
+        cameras, poses = sample_zero123plus_views(cfg.zero123plus, rng)
+        light = sample_area_light(cfg.zero123, rng)
+        out = backend.render(mesh, cameras, light, with_depth=False)
+        with atomic_directory(out_root / object_id) as tmp:
+            write_zero123plus_object(tmp, out, poses, cfg.zero123plus, light, meta)
         return len(cameras)
     views = all_views(main_views(cfg.reconstruction, rng))
     light = sample_area_light(cfg.zero123, rng)
