@@ -77,10 +77,40 @@ class LossWeights:
 
 
 @dataclass
+class SDSConfig:
+    """threestudio-style SDS prior (``--method sds``), on the same field and loop (defaults: threestudio
+    ``configs/zero123.yaml``; ``stable_zero123: true`` switches to Stable Zero123's pose code and t schedule).
+
+    Attributes:
+        guidance_scale: classifier-free guidance (3).
+        min_step_percent, max_step_percent: timestep window ramps ``[start_step, v0, v1, end_step]`` (fractions of
+            1000; threestudio ``C()``).
+        loss_weight: multiplies threestudio's SDS loss next to the 3drec weights (1e4). Not tuned on real weights:
+            1000 was chosen on the oracle-prior test (tests/score_distillation/test_oracle_prior.py: volume IoU
+            0.00 at 100, 0.99 at 1000, 1.00 at 3000 after 300 steps), where an oracle SDS gradient is about 10x
+            weaker than the oracle SJC gradient (no 1/sigma). threestudio's own lambda_sds is 0.1 next to its rgb
+            weight 500.
+        stable_zero123: pose code with the input's absolute polar angle in the 4th slot (Stable Zero123 weights).
+    """
+
+    guidance_scale: float = 3.0
+    min_step_percent: list[float] = dfield(default_factory=lambda: [0, 0.4, 0.2, 200])
+    max_step_percent: list[float] = dfield(default_factory=lambda: [0, 0.85, 0.5, 200])
+    loss_weight: float = 1000.0
+    stable_zero123: bool = False
+
+
+#: Stable Zero123's timestep windows (threestudio ``stable-zero123.yaml``).
+STABLE_ZERO123_STEPS = ([50, 0.7, 0.3, 200], [50, 0.98, 0.8, 200])
+
+
+@dataclass
 class SJCConfig:
     """Settings of one SJC run (``configs/sjc/official.yaml`` = these defaults)."""
 
     label: str = ""
+    #: ``sjc`` (official 3drec score) or ``sds`` (threestudio-style SDS through the VAE, section ``sds``).
+    method: str = "sjc"
     n_steps: int = 10000
     lr: float = 0.05
     bg_lr: float = 1e-4
@@ -94,6 +124,7 @@ class SJCConfig:
     input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG
     train_view: bool = True
     weights: LossWeights = dfield(default_factory=LossWeights)
+    sds: SDSConfig = dfield(default_factory=SDSConfig)
     field: FieldConfig = dfield(default_factory=FieldConfig)
     cameras: CameraConfig = dfield(default_factory=CameraConfig)
     export: ExportConfig = dfield(default_factory=ExportConfig)
@@ -109,6 +140,8 @@ class SJCConfig:
     device: str = "cpu"
 
     def validate(self) -> "SJCConfig":
+        if self.method not in ("sjc", "sds"):
+            raise ConfigError(f"method must be 'sjc' or 'sds', got '{self.method}'")
         if self.n_steps < 1:
             raise ConfigError(f"n_steps must be >= 1, got {self.n_steps}")
         if self.lr <= 0:
@@ -141,6 +174,14 @@ def pose_code(input_camera: Cameras, target_camera: Cameras) -> torch.Tensor:
     return pose_vector(RelativePose.between(input_camera, target_camera))
 
 
+def stable_pose_code(input_camera: Cameras, target_camera: Cameras) -> torch.Tensor:
+    """(1, 4) Stable Zero123 pose code: the 4th entry is the input's absolute polar angle (rad)."""
+    from zero123.pose import stable_zero123_pose_vector
+
+    polar = float(input_camera.spherical()[0][0])
+    return stable_zero123_pose_vector(RelativePose.between(input_camera, target_camera), polar)
+
+
 @dataclass
 class StepRecord:
     """What one iteration computed (losses as floats; tensors only when recorded)."""
@@ -158,7 +199,8 @@ class SJCOptimiser:
         cfg: settings.
         score: a :class:`zero123.score.SJCScore` (its image is set here).
         decode: latents (1, 4, h, w) -> image (1, 3, 8h, 8w) in [-1, 1], differentiable (the Zero123 VAE decoder).
-        image: (1, 3, 256, 256) input in [-1, 1] (float64 kept for the RGB loss, as officially).
+        image: (1, 3, 256, 256) input in [-1, 1] (float64 kept for the RGB loss, as officially); any (1, C, H, W)
+            target of ``decode`` works (tests use an identity decoder on latents).
         pose: (4, 4) OpenGL c2w of the input camera.
         background: (4, h, w) background latent of the renderer.
         field: an initial field (default: a new one drawn from the torch generator's stream after ``seed``).
@@ -170,7 +212,7 @@ class SJCOptimiser:
         self.cfg = cfg
         self.score, self.decode = score, decode
         self.device = torch.device(cfg.device)
-        if image.ndim != 4 or image.shape[:2] != (1, 3):
+        if image.ndim != 4 or image.shape[0] != 1:
             raise SJCError(f"the input image must be a (1, 3, H, W) tensor in [-1, 1], got {tuple(image.shape)}")
         self.image = image.to(self.device, torch.float64)
         self.score.set_image(self.image.float())
@@ -209,11 +251,22 @@ class SJCOptimiser:
         near_eye, near_pose = self.sampler.near_pose(i)
         near = rend(near_pose)
         terms["near"] = near_view_loss(view, near) * w.near_view
-        code = pose_code(self.input_camera, render_cameras(pose, cfg.cameras.render_size, cfg.cameras.fov_deg))
-        sigma = self.score.sample_sigma(self.rng)
-        noise = torch.randn(view.latent.shape, generator=self.generator).to(self.device)
-        g, den = self.score.gradient(view.latent, sigma.to(self.device), noise, code.to(self.device))
-        sjc = -(g.detach() * view.latent).sum()  # gradient -g on the render, as y.backward(-g)
+        target = render_cameras(pose, cfg.cameras.render_size, cfg.cameras.fov_deg)
+        code = pose_code(self.input_camera, target)
+        if cfg.method == "sds":
+            if cfg.sds.stable_zero123:
+                code = stable_pose_code(self.input_camera, target)
+            rgb01 = (self.decode(view.latent).float() + 1) / 2
+            sds_loss, info = self.score.loss(rgb01, code.to(self.device), i, self.generator)
+            prior = sds_loss * cfg.sds.loss_weight
+            sigma, g, den, noise = torch.tensor(float("nan")), None, None, None
+            prior_info = {"sds": float(sds_loss.detach()), "t": float(info["t"][0])}
+        else:
+            sigma = self.score.sample_sigma(self.rng)
+            noise = torch.randn(view.latent.shape, generator=self.generator).to(self.device)
+            g, den = self.score.gradient(view.latent, sigma.to(self.device), noise, code.to(self.device))
+            prior = -(g.detach() * view.latent).sum()  # gradient -g on the render, as y.backward(-g)
+            prior_info = {"sjc_grad_norm": float(g.norm())}
         if w.emptiness:
             terms["emptiness"] = w.emptiness * emptiness(view.weights, w.emptiness_scale) * (
                 1.0 + w.emptiness_multiplier * i / cfg.n_steps)
@@ -221,12 +274,13 @@ class SJCOptimiser:
         smooth_on = i >= w.smooth_start_fraction * cfg.n_steps
         if smooth_on:
             terms["smooth"] = smooth
-        total = sjc + sum(terms.values())
+        total = prior + sum(terms.values())
         total.backward()
         if record:
             tensors.update(
                 latent=view.latent, depth=view.depth, near_eye=near_eye, near_pose=near_pose, near_latent=near.latent,
-                T=code[0], sigma=sigma.reshape(()), noise=noise, Ds=den.denoised, sjc_grad=g, smooth=smooth,
+                T=code[0], sigma=sigma.reshape(()), noise=noise, Ds=den.denoised if den is not None else None,
+                sjc_grad=g, smooth=smooth,
                 smooth_applied=smooth_on,
                 grads={n: (p.grad.detach().clone() if p.grad is not None else None)
                        for n, p in self.field.named_parameters()},
@@ -234,10 +288,12 @@ class SJCOptimiser:
         self.optimiser.step()
         self.optimiser.zero_grad()
         losses = {k: float(v.detach()) for k, v in terms.items()}
-        losses["sjc_grad_norm"] = float(g.norm())
+        losses.update(prior_info)
         if "smooth" not in losses:
             losses["smooth_off"] = float(smooth.detach())
-        self.history.append({"step": i, "sigma": float(sigma.reshape(-1)[0]), **losses})
+        if cfg.method == "sjc":
+            losses["sigma"] = float(sigma.reshape(-1)[0])
+        self.history.append({"step": i, **losses})
         self.step_index += 1
         return StepRecord(i, losses, float(sigma.reshape(-1)[0]), tensors)
 
@@ -357,6 +413,18 @@ def image_tensor(image_01: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.double() * 2 - 1
 
 
+def make_score(cfg: SJCConfig, model):
+    """The prior of ``cfg.method``: :class:`SJCScore` or :class:`zero123.score.SDSScore`."""
+    if cfg.method == "sds":
+        from zero123.score import SDSScore
+
+        lo, hi = cfg.sds.min_step_percent, cfg.sds.max_step_percent
+        if cfg.sds.stable_zero123 and (lo, hi) == (SDSConfig().min_step_percent, SDSConfig().max_step_percent):
+            lo, hi = STABLE_ZERO123_STEPS
+        return SDSScore(model, cfg.sds.guidance_scale, lo, hi)
+    return SJCScore(model, cfg.guidance_scale, cfg.var_red, tuple(cfg.noise_level_range))
+
+
 def optimiser_for_image(cfg: SJCConfig, image_01, pipe=None) -> SJCOptimiser:
     """An :class:`SJCOptimiser` for a preprocessed 256 px RGB-on-white image in [0, 1]."""
     cfg.validate()
@@ -369,7 +437,7 @@ def optimiser_for_image(cfg: SJCConfig, image_01, pipe=None) -> SJCOptimiser:
     if cfg.cameras.render_size * 8 != size:
         raise SJCError(f"cameras.render_size ({cfg.cameras.render_size}) must be Zero123's latent size "
                        f"({size // 8}) for the SJC score")
-    score = SJCScore(model, cfg.guidance_scale, cfg.var_red, tuple(cfg.noise_level_range))
+    score = make_score(cfg, model)
     return SJCOptimiser(cfg, score, model.decode_latents, img, input_pose(cfg), load_background(cfg, model))
 
 
@@ -400,7 +468,7 @@ def write_outputs(opt: SJCOptimiser, out_dir: Path, mesh_format: str = "ply", ex
     strip = torch.cat(views, dim=2).permute(1, 2, 0).numpy()
     Image.fromarray((strip * 255).astype(np.uint8)).save(out_dir / "renders.png")
     result = {
-        "method": "sjc",
+        "method": cfg.method,
         "label": cfg.label,
         "random_weights": cfg.zero123_weights is None,
         "steps": opt.step_index,
