@@ -25,8 +25,10 @@ def cpu_reference(name: str) -> torch.Tensor:
 @pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("name", list(SAMPLER_CASES))
 def test_sampling_matches_cpu_float32(name, dtype, cuda_device):
-    if dtype == "float16" and cuda_device.type == "cpu":
+    if cuda_device.type == "cpu" and dtype == "float16":
         pytest.skip("float16 on a CPU is emulated and slow (up to 50 s here) and nobody samples so: a GPU-only case")
+    if cuda_device.type == "cpu" and dtype == "float32":
+        pytest.skip("on the CPU (dry run) float32 is the reference itself")
     case = SAMPLER_CASES[name]
     reference = cpu_reference(name)
     with strict_fp32():
