@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ -d .cuda_carry/wheels ]; then
     SITE=${CUDA_CHECK_SITE:-/tmp/cuda_check_site}
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
-        .cuda_carry/wheels/*.whl
+    "$PY" -m pip install -q --no-index --find-links .cuda_carry/wheels --no-deps --no-compile --no-cache-dir \
+        --upgrade --target "$SITE" -r requirements-cuda-carry.txt
     export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 else
     echo "note: no .cuda_carry/wheels (make cuda-carry): using the packages installed here" >&2
