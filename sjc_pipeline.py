@@ -484,3 +484,31 @@ def write_outputs(opt: SJCOptimiser, out_dir: Path, mesh_format: str = "ply", ex
     with atomic_path(out_dir / "result.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def predict_mesh(cfg: SJCConfig, image, pipe=None, polar_deg: float | None = None, progress: bool | None = None):
+    """Image (path or PIL) -> (mesh in the world frame of ``write_outputs``, info dict): the benchmark entry point.
+
+    ``polar_deg`` (known input polar angle) overrides ``cfg.input_polar_deg`` for this image."""
+    from dataclasses import replace
+
+    from data.preprocess import preprocess_image
+
+    run_cfg = replace(cfg, input_polar_deg=cfg.input_polar_deg if polar_deg is None else float(polar_deg),
+                      progress=cfg.progress if progress is None else progress)
+    pre = preprocess_image(image, download=False)
+    t0 = time.perf_counter()
+    opt = optimiser_for_image(run_cfg, pre.image.astype(np.float32) / 255.0, pipe)
+    opt.run()
+    exported = export_density_mesh(opt.field, run_cfg.export)
+    mesh = exported.world_mesh(conv.CAMERA_RADIUS / run_cfg.cameras.radius)
+    if mesh.num_faces == 0:
+        raise SJCError(f"the density never exceeds the export threshold {exported.threshold:.4g}: no surface "
+                       "(too few steps, or lower export.threshold_mult)")
+    info = {"method": run_cfg.method, "polar_deg": run_cfg.input_polar_deg, "steps": opt.step_index,
+            "seconds": time.perf_counter() - t0, "density_threshold": exported.threshold,
+            "random_weights": run_cfg.zero123_weights is None, "label": run_cfg.label,
+            "random_weight_stages": ["zero123"] if run_cfg.zero123_weights is None else [],
+            "final_losses": opt.history[-1] if opt.history else {},
+            "mesh_frame": "pose.json world frame (input camera at azimuth 30 deg)"}
+    return mesh, info

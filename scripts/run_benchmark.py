@@ -44,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", help="text file listing the objects (default: everything in --images, or --gt)")
     p.add_argument("--shard", type=int, default=0, help="this shard's index (0-based)")
     p.add_argument("--num-shards", type=int, default=1)
-    p.add_argument("--config", default=str(DEFAULT_PIPELINE_CONFIG), help="pipeline YAML (as infer.py)")
+    p.add_argument("--config", default=None,
+                   help="pipeline YAML (as infer.py; default configs/infer/default.yaml), or with --method sjc|sds "
+                        "an SJC YAML (default configs/sjc/official.yaml)")
+    p.add_argument("--method", default="one2345", choices=["one2345", "sjc", "sds"],
+                   help="one2345 (feed-forward) or Zero-1-to-3's per-shape optimisation (sjc_pipeline.py): "
+                        "sjc (official 3drec score) or sds (threestudio-style SDS)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pipeline config override")
     p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE", help="protocol override")
     p.add_argument("--polar-deg", type=float, help="known input polar angle (deg from +z); skips estimation")
@@ -123,9 +128,31 @@ def run_novel_views(args) -> int:
     return 0 if summary["objects_ok"] == summary["objects_total"] else 3
 
 
-def make_predictor(config: str, overrides: list[str], device: str, polar_deg: float | None):
-    """``predict(image_path, object_name) -> (Mesh, info)`` backed by ``pipeline.One2345Pipeline``."""
+def make_sjc_predictor(method: str, config: str | None, overrides: list[str], device: str,
+                       polar_deg: float | None):
+    """``predict(image_path, object_name) -> (Mesh, info)`` backed by ``sjc_pipeline`` (Zero123 built once)."""
+    from sjc_pipeline import build_zero123, load_sjc_config, predict_mesh
+
+    dev = "cpu" if device == "auto" else device
+    cfg = load_sjc_config(config or REPO / "configs" / "sjc" / "official.yaml",
+                          overrides=list(overrides) + [f"method={method}", f"device={dev}"])
+    pipe = build_zero123(cfg)
+
+    def predict(image_path: Path, name: str):
+        return predict_mesh(cfg, image_path, pipe, polar_deg=polar_deg, progress=False)
+
+    return predict
+
+
+def make_predictor(config: str | None, overrides: list[str], device: str, polar_deg: float | None,
+                   method: str = "one2345"):
+    """``predict(image_path, object_name) -> (Mesh, info)`` backed by ``pipeline.One2345Pipeline`` (or, for
+    ``method`` sjc / sds, by ``sjc_pipeline``)."""
+    if method != "one2345":
+        return make_sjc_predictor(method, config, overrides, device, polar_deg)
     from pipeline import One2345Pipeline, load_pipeline_config  # composed here, never inside data/
+
+    config = config or str(DEFAULT_PIPELINE_CONFIG)
 
     cfg = load_pipeline_config(config, overrides=list(overrides) + [f"device={device}"])
     pipe = One2345Pipeline.from_config(cfg)
@@ -163,7 +190,7 @@ def main(argv=None) -> int:
         cfg = load_protocol(args.protocol, args.eval_set)
         all_objects = object_list(args)
         mine = bm.shard(all_objects, args.shard, args.num_shards)
-        method, dataset = "one2345", Path(args.gt).resolve().name
+        method, dataset = args.method, Path(args.gt).resolve().name
         transforms = None
         if args.input_azimuth_deg is not None:
             from data.conventions import INPUT_AZIMUTH_DEG
@@ -180,7 +207,8 @@ def main(argv=None) -> int:
             if not args.images:
                 raise ValueError("--images is required unless --skip-inference")
             todo = [n for n in mine if not bm.is_predicted(args.out, n)]
-            predictor = make_predictor(args.config, args.set, args.device, args.polar_deg) if todo else None
+            predictor = make_predictor(args.config, args.set, args.device, args.polar_deg,
+                                       args.method) if todo else None
             statuses = bm.run_predictions(mine, args.images, args.out, predictor, progress=not args.no_progress)
             for s in statuses:
                 if s["status"] == "error":

@@ -95,3 +95,37 @@ def test_bad_inputs_are_named(tmp_path, capsys):
         optimiser_for_image(cfg, np.ones((256, 256, 3), np.uint8))
     with pytest.raises(SJCError, match=r"\[0, 1\]"):
         optimiser_for_image(cfg, np.full((256, 256, 3), 255.0, np.float32))
+
+
+def test_benchmark_runner_evaluates_sjc_as_a_method_row(tmp_path, single_thread):
+    """scripts/run_benchmark.py --method sjc (tiny config) predicts, evaluates and labels the random weights."""
+    import importlib.util
+    from pathlib import Path
+
+    import trimesh
+    from PIL import Image
+
+    images, gt = tmp_path / "images", tmp_path / "gt"
+    images.mkdir()
+    gt.mkdir()
+    yy, xx = np.mgrid[:128, :128] / 128
+    rgba = np.zeros((128, 128, 4), np.uint8)
+    disc = (xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.08
+    rgba[disc] = (200, 60, 40, 255)
+    Image.fromarray(rgba).save(images / "disc.png")
+    trimesh.creation.icosphere(2, radius=0.3).export(gt / "disc.ply")
+    path = Path(__file__).resolve().parents[2] / "scripts" / "run_benchmark.py"
+    spec = importlib.util.spec_from_file_location("run_benchmark", path)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    out = tmp_path / "bench"
+    code = runner.main(["--method", "sjc", "--config", TINY, "--images", str(images), "--gt", str(gt),
+                        "--out", str(out), "--protocol", "sf3d", "--no-progress", "--eval-set", "rotation_steps=2",
+                        "--eval-set", "num_points=2000", "--eval-set", "icp_iterations=5", "--set", "n_steps=4",
+                        "--device", "cpu"])
+    assert code == 0
+    info = json.loads((out / "predictions" / "disc" / "result.json").read_text())
+    assert info["method"] == "sjc" and info["steps"] == 4 and info["random_weight_stages"] == ["zero123"]
+    results = json.loads(next((out / "evaluation" / "sf3d").rglob("results.json")).read_text())
+    assert results["summary"]["objects_ok"] == 1
+    assert results["summary"]["method"].startswith("sjc (RANDOM WEIGHTS: zero123")
