@@ -16,6 +16,7 @@ from pathlib import Path
 TASKS = {
     "zero123": "zero123.training.run",
     "reconstruction": "reconstruction.training.fit",
+    "zero123plus": "zero123plus.training.run",
 }
 
 

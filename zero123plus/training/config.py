@@ -1,0 +1,79 @@
+"""Typed config of a Zero123++ fine-tuning run (``configs/train/zero123plus*.yaml``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class InitConfig:
+    """Where the weights start: ``random`` (the model config's geometry) or ``pretrained`` (a hub-layout folder /
+    hub id / registry name in ``path``, optionally with a replacement ``unet`` file such as InstantMesh's)."""
+
+    kind: str = "pretrained"
+    path: str = "zero123plus_v12"
+    unet: str = ""
+
+
+@dataclass
+class DataConfig:
+    """A ``zero123plus``-layout dataset (``scripts/render_dataset.py --layout zero123plus``).
+
+    ``tile_size`` must match the rendered tiles (and ``model_config``'s grid: height = 3 tiles, width = 2).
+    """
+
+    root: str = ""
+    train_list: str = ""
+    val_list: str = ""
+    batch_size: int = 2
+    num_workers: int = 0
+    tile_size: int = 320
+
+
+@dataclass
+class OptimConfig:
+    """AdamW on the UNet (InstantMesh fine-tunes the whole UNet), linear warm-up."""
+
+    lr: float = 1.0e-5
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    warmup_start_factor: float = 1.0e-6
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning trainer settings (``--accelerator/--devices/--strategy`` on the command line override these)."""
+
+    max_steps: int = 1000
+    accelerator: str = "auto"
+    devices: str = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 500
+    val_check_interval: Optional[int] = None
+    gradient_checkpointing: bool = False
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = 1
+
+
+@dataclass
+class Zero123PlusTrainConfig:
+    """Everything a run needs. ``task`` selects the trainer in ``train.py``."""
+
+    task: str = "zero123plus"
+    #: Zero123++ config (variant, preprocessing, and for ``init.kind: random`` the geometry).
+    model_config: str = ""
+    init: InitConfig = field(default_factory=InitConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    #: Probability (per batch, as InstantMesh) of dropping the condition: empty-prompt context without the image
+    #: term and the reference latent of an all-black image.
+    cond_dropout: float = 0.1
+    ema_decay: float = 0.9999
+    use_ema: bool = True
+    seed: int = 42
+    output_dir: str = "runs/zero123plus"
+    resume: str = ""
