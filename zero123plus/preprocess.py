@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -124,4 +125,7 @@ def prepare_input(image: Image.Image, background: int = 127, foreground_ratio: f
         raise PreprocessError("the input image is fully transparent (empty alpha): there is no object")
     if foreground_ratio is not None and image.mode == "RGBA":
         image = resize_foreground(image, foreground_ratio)
+    elif foreground_ratio is not None:
+        warnings.warn("the input has no alpha channel: it is used as it is, without the foreground framing of this "
+                      "variant (remove the background first, e.g. with rembg, as InstantMesh does)", stacklevel=2)
     return to_rgb(image, background)

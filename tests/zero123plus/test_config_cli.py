@@ -67,7 +67,9 @@ def test_official_and_instantmesh_preprocessing():
     assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (40, 70)
     assert abs((ys.min() + ys.max()) / 2 - (side - 1) / 2) <= 1 and abs((xs.min() + xs.max()) / 2 - (side - 1) / 2) <= 1
     rgb = Image.new("RGB", (64, 64), (10, 20, 30))
-    assert prepare_input(rgb, 255, 0.85) is not None and np.asarray(prepare_input(rgb, 127))[0, 0].tolist() == [10, 20, 30]
+    with pytest.warns(UserWarning, match="no alpha channel"):
+        assert np.asarray(prepare_input(rgb, 255, 0.85)).shape == (64, 64, 3)
+    assert np.asarray(prepare_input(rgb, 127))[0, 0].tolist() == [10, 20, 30]
 
 
 def test_bad_inputs_get_named_errors(tmp_path):
