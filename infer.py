@@ -3,6 +3,8 @@
     python infer.py IMAGE|DIR [--output DIR] [--polar-deg DEG | --elevation-deg DEG] [--mesh-resolution 256]
                     [--format ply|obj|glb] [--device cuda|cpu] [--half] [--seed N] [--config YAML]
     python infer.py --prompt "a kungfu cat" [...]
+    python infer.py IMAGE|DIR --method sjc|sds [--config configs/sjc/official.yaml] [...]   # Zero-1-to-3's own
+                    per-shape optimisation (sjc_pipeline.py; outputs of scripts/optimise_sjc.py)
 
 Per input, ``<output>/<image stem>/`` receives (the folder is written whole or not at all):
 ``mesh.<format>``, ``input.png`` (the preprocessed 256x256 conditioning image), ``views.png`` (8 columns =
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", choices=("auto", "alpha", "rembg", "sam", "grabcut", "none"),
                    help="background removal (none: use the image as it is)")
     p.add_argument("--prompt", help="make the input image from this text with a text-to-image model")
+    p.add_argument("--method", choices=("one2345", "sjc", "sds"), default="one2345",
+                   help="one2345 (feed-forward, default) | sjc: Zero-1-to-3's own per-shape optimisation "
+                        "(official 3drec SJC) | sds: the same with threestudio-style SDS (scripts/optimise_sjc.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. --set weights.zero123=/data/zero123-xl.ckpt (repeatable)")
     return p
@@ -227,8 +232,44 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60] or "prompt"
 
 
+def run_sjc(args: argparse.Namespace) -> int:
+    """``--method sjc|sds``: every input through ``scripts/optimise_sjc.py`` (same output folder layout)."""
+    import importlib.util
+
+    if args.prompt:
+        print("error: --prompt is only available with --method one2345", file=sys.stderr)
+        return 2
+    try:
+        inputs = list_inputs(args)
+        check_readable(inputs)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location(
+        "optimise_sjc", Path(__file__).resolve().parent / "scripts" / "optimise_sjc.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    config = args.config if args.config != str(DEFAULT_CONFIG) else str(cli.ROOT / "configs/sjc/official.yaml")
+    sets = [f"method={args.method}"] + list(args.overrides)
+    polar = args.polar_deg if args.polar_deg is not None else (
+        None if args.elevation_deg is None else float(conv.elevation_to_polar_deg(args.elevation_deg)))
+    for flag, value in (("input_polar_deg", polar), ("device", args.device), ("seed", args.seed)):
+        if value is not None:
+            sets.append(f"{flag}={value}")
+    worst = 0
+    for path in inputs:
+        argv = [str(path), "--config", config, "--output", args.output, "--format", args.format]
+        argv += [x for s in sets for x in ("--set", s)]
+        if args.segmenter is not None:
+            argv += ["--segmenter", args.segmenter]
+        worst = max(worst, cli.main(argv))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.method != "one2345":
+        return run_sjc(args)
     from pipeline import One2345Pipeline, PipelineError, load_pipeline_config, required_weights, text_to_image
 
     try:

@@ -30,8 +30,11 @@ def run_cli(*argv):
 
 
 def test_cli_writes_outputs_and_resumes_exactly(pikachu, tmp_path, single_thread):
+    import infer
+
     full, split = tmp_path / "full", tmp_path / "split"
-    assert run_cli(pikachu, "--config", TINY, "--output", full) == 0
+    # infer.py --method sjc hands the image to scripts/optimise_sjc.py
+    assert infer.main([str(pikachu), "--method", "sjc", "--config", TINY, "--output", str(full)]) == 0
     # a run stopped after 2 steps (its checkpoint), then resumed, ends where the uninterrupted run ends
     assert run_cli(pikachu, "--config", TINY, "--output", split, "--stop-after", "2") == 0
     assert not (split / "pikachu" / "result.json").exists()
