@@ -155,6 +155,7 @@ def junit_summary(path: Path) -> dict:
 
 
 def run_pytest(name: str, args: list[str], env: dict, out: Path, timeout: float) -> dict:
+    """One pytest run in a subprocess (JUnit XML + log under ``out``); ``ok`` = exit 0 with >= 1 test passed."""
     xml = out / f"pytest_{name}.xml"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", f"--junitxml={xml}", *args]
     print(f"\n$ {' '.join(cmd[1:])}", flush=True)
@@ -163,7 +164,8 @@ def run_pytest(name: str, args: list[str], env: dict, out: Path, timeout: float)
         proc = subprocess.run(cmd, cwd=REPO, env=env, timeout=timeout, capture_output=True, text=True)
         code, tail = proc.returncode, (proc.stdout + proc.stderr)[-4000:]
     except subprocess.TimeoutExpired as exc:
-        code, tail = "timeout", f"pytest exceeded {timeout:.0f} s\n{(exc.stdout or '')[-3000:]}"
+        partial = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        code, tail = "timeout", f"pytest exceeded {timeout:.0f} s\n{partial[-3000:]}"
     (out / f"pytest_{name}.log").write_text(tail)
     print(tail[-1500:], flush=True)
     summary = junit_summary(xml)
@@ -184,18 +186,24 @@ def tests(args, device, out: Path) -> dict:
         if args.shared:
             env["ONE2345_REQUIRE_SHARED"] = "1"
         results["cuda"] = run_pytest("cuda", ["-m", "cuda", "tests/cuda", "tests/reconstruction/test_recon_parity.py"],
-                                     env, out, args.test_timeout)
+                                     env, out, pytest_timeout(args, 0.4))
         if not args.quick:
             stack_env = {k: v for k, v in env.items() if k != "ONE2345_REQUIRE_SHARED"}  # zero123_parity not carried
             results["stack_parity"] = run_pytest("stack_parity", ["-m", "not slow", *STACK_PARITY_TESTS],
-                                                 stack_env, out, args.test_timeout)
+                                                 stack_env, out, pytest_timeout(args, 0.2))
     else:
         env.update(ONE2345_CUDA_TESTS_DEVICE="cpu", OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         marker = "cuda and not slow" if args.quick else "cuda"
         results["cuda_on_cpu"] = run_pytest("cuda_on_cpu", ["-m", marker, "tests/cuda",
                                                             "tests/reconstruction/test_recon_parity.py"],
-                                            env, out, args.test_timeout)
+                                            env, out, pytest_timeout(args, 0.6))
     return results
+
+
+def pytest_timeout(args, share: float) -> float:
+    """``--test-timeout``, capped at ``share`` of the time budget left (at least 30 s)."""
+    left = args.left() if hasattr(args, "left") else args.budget
+    return max(30.0, min(args.test_timeout, share * left))
 
 
 def infer_config(args) -> tuple[str, list[str]]:
@@ -442,14 +450,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["tests", "unet", "schedule", "reconstruction",
                                                              "elevation", "infer"])
     p.add_argument("--threads", type=int, default=1, help="CPU threads in the dry run")
-    p.add_argument("--test-timeout", type=float, default=420)
-    p.add_argument("--infer-timeout", type=float, default=420)
+    p.add_argument("--test-timeout", type=float, default=300, help="seconds per pytest run")
+    p.add_argument("--infer-timeout", type=float, default=300, help="seconds for the infer.py run")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds (default 540 on CUDA, 1800 on a CPU): a step that would start later is recorded as skipped, and the pytest / infer.py "
+                        "timeouts shrink to what is left (the device tool stops a command at 600 s; the JSON and "
+                        "table are rewritten after every step, so a stopped run still leaves them)")
     args = p.parse_args(argv)
     import torch
 
     from data.device import resolve_device
 
     device = resolve_device(args.device)
+    if args.budget is None:
+        args.budget = 540.0 if device.type == "cuda" else 1800.0
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     args.unet_batches = [2, 4] if args.quick else [2, 8, 16]
@@ -460,6 +474,15 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     report = {"device": str(device), "quick": args.quick, "started": started, "shared": str(args.shared),
               "steps": {}, "timings": []}
+    left = lambda: args.budget - (time.perf_counter() - t_start)  # noqa: E731
+
+    def save() -> str:
+        report["total_seconds"] = round(time.perf_counter() - t_start, 1)
+        table = markdown(report)
+        (out / "cuda_check.json").write_text(json.dumps(report, indent=1, default=str))
+        (out / "cuda_check.md").write_text(table)
+        return table
+
     report["environment"] = env = environment(device)
     print(f"device {device} ({env.get('gpu', 'CPU')}), torch {env['versions']['torch']}, {torch.get_num_threads()} "
           f"threads; reference folder {args.shared}", flush=True)
@@ -469,9 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["steps"]["environment"] = {"status": "ok"}
         if "tests" not in args.skip:
+            args.left = left
             report["tests"] = tests(args, device, out)
             ok = all(t.get("ok") for t in report["tests"].values())
             report["steps"]["tests"] = {"status": "ok" if ok else "failed"}
+            save()
         from pipeline import load_pipeline_config
 
         cfg_path, overrides = infer_config(args)
@@ -484,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, fn in steps:
             if name in args.skip:
                 continue
+            if left() < 20:
+                report["steps"][name] = {"status": "skipped", "error": f"time budget of {args.budget:.0f} s spent"}
+                continue
+            args.infer_timeout = max(30.0, min(args.infer_timeout, left()))
             print(f"\n[{name}]", flush=True)
             t0 = time.perf_counter()
             try:
@@ -499,10 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "traceback": traceback.format_exc()[-3000:]}
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    report["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    table = markdown(report)
-    (out / "cuda_check.json").write_text(json.dumps(report, indent=1, default=str))
-    (out / "cuda_check.md").write_text(table)
+            save()
+    table = save()
     print("\n" + table)
     print(f"saved {out / 'cuda_check.json'} and {out / 'cuda_check.md'}")
     return 0 if all(s["status"] == "ok" for s in report["steps"].values()) else 1
