@@ -8,6 +8,7 @@
   reference attention installed) at the real sizes: the **write pass** on the 64x64 reference latent (4,096
   tokens at the top level) and the **read pass** on the 120x80 latent of the 960x640 grid (9,600 queries against
   9,600 + 4,096 keys), context 77 x 1024, ``--rows`` batch rows (a CFG step has 2 rows in each pass).
+* "Zero123 row": one row of One-2-3-45's Zero123 UNet (SD-1 geometry, 8 channels, 32x32 latent) for comparison.
 * "evaluations per shape": UNet evaluations (batch rows x passes) to get one shape's views. One-2-3-45: 8
   first-stage views x 76 DDIM calls + 32 nearby views x 49 calls, CFG 2 rows = 4,352 evaluations at 32x32
   (SD-1 size). Zero123++: steps x 2 CFG rows x 2 passes (write 64x64 + read 120x80), six views at once.
@@ -46,6 +47,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cast(module, device, dtype):
+    module = module.to(device)
+    return module if dtype == torch.float32 else module.to(dtype=dtype)
+
+
 def timed(fn, device, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -63,7 +69,7 @@ def bench_full_unet(device: torch.device, dtype: torch.dtype, rows: int, repeats
 
     torch.manual_seed(0)
     start = time.perf_counter()
-    unet = ReferenceUNet(UNet2DConditionModel(**UNetConfig().to_diffusers())).to(device, dtype).eval()
+    unet = ReferenceUNet(_cast(UNet2DConditionModel(**UNetConfig().to_diffusers()), device, dtype)).eval()
     build_s = time.perf_counter() - start
     params = sum(p.numel() for p in unet.parameters())
     ctx = torch.randn(rows, 77, 1024, device=device, dtype=dtype)
@@ -90,10 +96,31 @@ def bench_full_unet(device: torch.device, dtype: torch.dtype, rows: int, repeats
             "latent_write": [4, 64, 64], "latent_read": [4, 120, 80]}
 
 
-def evaluations_per_shape(rates: dict | None) -> list[dict]:
+def bench_zero123_row(device: torch.device, dtype: torch.dtype, repeats: int) -> dict:
+    """Seconds of one row of One-2-3-45's Zero123 UNet (SD-1 geometry, 8 input channels, 32x32, one token)."""
+    from diffusers import UNet2DConditionModel
+
+    from zero123.config import ModelConfig
+
+    torch.manual_seed(0)
+    unet = _cast(UNet2DConditionModel(**ModelConfig().unet.to_diffusers()), device, dtype).eval()
+    x = torch.randn(1, 8, 32, 32, device=device, dtype=dtype)
+    ctx = torch.randn(1, 1, 768, device=device, dtype=dtype)
+    t = torch.tensor([500], device=device)
+    with torch.no_grad():
+        times = timed(lambda: unet(x, t, encoder_hidden_states=ctx), device, repeats)
+    params = sum(p.numel() for p in unet.parameters())
+    del unet
+    return {"unet_parameters": params, "seconds_per_row": statistics.median(times), "all": times}
+
+
+def evaluations_per_shape(rates: dict | None, zero123: dict | None = None) -> list[dict]:
     """UNet evaluations to produce one shape's views, with the measured per-row rates when given."""
     rows = [{"method": "One-2-3-45 (Zero123 DDIM 75/50, CFG, 40 views)", "views": 40,
              "unet_evaluations": ONE2345_EVALUATIONS, "at_latent": "32x32 (SD-1 UNet)"}]
+    if zero123 is not None:
+        sec = ONE2345_EVALUATIONS * zero123["seconds_per_row"]
+        rows[0].update(est_unet_seconds_per_shape=sec, est_views_per_second=40 / sec)
     for name, steps, cfg in (("Zero123++ v1.2/v1.1 default (28 steps, CFG 4)", 28, True),
                              ("Zero123++ README example (75 steps, CFG 4)", 75, True),
                              ("InstantMesh (75 steps, CFG 4)", 75, True),
@@ -137,16 +164,19 @@ def main(argv=None) -> int:
     p.add_argument("--tiny-config", default="configs/zero123plus/tiny.yaml")
     p.add_argument("--tiny-steps", type=int, default=4)
     p.add_argument("--skip-full-unet", action="store_true")
+    p.add_argument("--skip-zero123", action="store_true", help="do not time One-2-3-45's Zero123 UNet row")
     p.add_argument("--out", type=Path, default=Path("bench_zero123plus.json"))
     args = p.parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     report = {"device": str(device), "dtype": args.dtype, "torch_threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "load_average_1min_start": os.getloadavg()[0],
               "platform": platform.platform()}
-    rates = None
+    rates = zero123 = None
     if not args.skip_full_unet:
         rates = report["full_size_unet"] = bench_full_unet(device, dtype, args.rows, args.repeats)
-    report["evaluations_per_shape"] = evaluations_per_shape(rates)
+        if not args.skip_zero123:
+            zero123 = report["zero123_unet_row"] = bench_zero123_row(device, dtype, max(args.repeats, 2))
+    report["evaluations_per_shape"] = evaluations_per_shape(rates, zero123)
     report["sampling_tiny"] = bench_sampling(args.tiny_config, device, dtype, args.tiny_steps)
     report["load_average_1min_end"] = os.getloadavg()[0]
     report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
@@ -159,6 +189,9 @@ def main(argv=None) -> int:
               f"\n| read pass, 120x80 latent (+ 4,096 reference tokens) | {rates['read_pass_seconds']:.2f} |"
               f"\n| one CFG step (2 rows x both passes, estimated) | "
               f"{2 * (rates['seconds_per_row_write'] + rates['seconds_per_row_read']):.2f} |")
+    if zero123 is not None:
+        print(f"| One-2-3-45's Zero123 UNet ({zero123['unet_parameters'] / 1e6:.1f} M params), 1 row at 32x32 | "
+              f"{zero123['seconds_per_row']:.2f} |")
     print("\n| method | views | UNet evaluations | vs One-2-3-45 | est. UNet s / shape | est. views/s |\n|---|---|---|---|---|---|")
     for r in report["evaluations_per_shape"]:
         est, frac, vps = (r.get(k) for k in ("est_unet_seconds_per_shape", "fraction_of_one2345", "est_views_per_second"))
