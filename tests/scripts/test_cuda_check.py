@@ -95,3 +95,10 @@ def test_time_budget_skips_the_remaining_steps_and_still_writes_the_report(tmp_p
     assert {report["steps"][k]["status"] for k in ("unet", "schedule", "reconstruction", "elevation", "infer")} == {
         "skipped"}
     assert "time budget of 1 s spent" in (tmp_path / "cuda_check.md").read_text()
+
+
+def test_shell_wrapper_parses_and_installs_the_listed_wheels_only():
+    script = REPO / "scripts/cuda_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    assert "--no-index --find-links .cuda_carry/wheels --no-deps" in text and "-r requirements-cuda-carry.txt" in text
