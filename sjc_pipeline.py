@@ -443,7 +443,8 @@ def optimiser_for_image(cfg: SJCConfig, image_01, pipe=None) -> SJCOptimiser:
 
 def write_outputs(opt: SJCOptimiser, out_dir: Path, mesh_format: str = "ply", extra: dict | None = None) -> dict:
     """mesh.<format> (world frame of the project: +z up, input camera at ``input_azimuth_deg``, scaled by
-    ``CAMERA_RADIUS / cameras.radius`` so the input camera sits at the rig's radius), renders, result.json."""
+    ``CAMERA_RADIUS / cameras.radius`` so the input camera sits at the rig's radius), turntable.png (CPU renders of
+    the mesh, as infer.py), renders.png (decoded field renders), result.json."""
     from PIL import Image
 
     from data.conventions import EXPORT_FRAME_FLIPS_WINDING, EXPORT_FRAME_FORMATS, EXPORT_FRAME_FROM_WORLD
@@ -461,6 +462,15 @@ def write_outputs(opt: SJCOptimiser, out_dir: Path, mesh_format: str = "ply", ex
             mesh = mesh.transformed(torch.as_tensor(EXPORT_FRAME_FROM_WORLD, dtype=torch.float32),
                                     flip_winding=EXPORT_FRAME_FLIPS_WINDING)
         mesh.export(mesh_path)
+    turntable = None
+    if mesh.num_faces:
+        try:
+            from infer import turntable as mesh_turntable  # the feed-forward method's preview, same frame
+
+            mesh_turntable(exported.world_mesh(scale), cfg.input_polar_deg).save(out_dir / "turntable.png")
+            turntable = {"file": "turntable.png", "frames": 8, "polar_deg": cfg.input_polar_deg}
+        except Exception as exc:  # the CPU renderer needs EGL/OSMesa or embree; the mesh itself is still valid
+            turntable = {"error": f"turntable preview not rendered: {type(exc).__name__}: {exc}"}
     views = [opt.render_rgb(input_pose(cfg))]
     for az in (90, 180, 270):
         eye = conv.spherical_to_position(cfg.input_polar_deg, cfg.input_azimuth_deg + az, cfg.cameras.radius)
@@ -477,6 +487,7 @@ def write_outputs(opt: SJCOptimiser, out_dir: Path, mesh_format: str = "ply", ex
                       f"{cfg.input_azimuth_deg} deg, polar {cfg.input_polar_deg} deg, radius {conv.CAMERA_RADIUS}",
         "mesh_vertices": int(mesh.num_vertices), "mesh_faces": int(mesh.num_faces),
         "density_threshold": exported.threshold,
+        "turntable": turntable,
         "losses": opt.history,
         "config": asdict(cfg),
         **(extra or {}),

@@ -9,7 +9,8 @@ Outputs in ``<output>/<image stem>/``: ``mesh.<format>`` (world frame of data.co
 azimuth ``input_azimuth_deg`` and radius 1.2 like the feed-forward method's meshes), ``input.png``, ``renders.png``
 (decoded renders from the input view and 90/180/270 deg around), ``previews/step*.png``, ``checkpoint.pt`` (every
 ``checkpoint_every`` steps; ``--resume`` continues from it with the same result as an uninterrupted run),
-``config.yaml`` and ``result.json`` (loss curves per step, settings, threshold, timings).
+``config.yaml``, ``turntable.png`` (CPU renders of the mesh, as infer.py) and ``result.json`` (loss curves per step,
+settings, threshold, timings).
 Exit status 2 with a one-line message for a bad config, image or missing weights (checked before any work).
 """
 from __future__ import annotations

@@ -45,7 +45,8 @@ def test_cli_writes_outputs_and_resumes_exactly(pikachu, tmp_path, single_thread
     assert a["losses"] == b["losses"]
     assert a["random_weights"] and "RANDOM WEIGHTS" in a["label"]
     assert a["mesh"] == "mesh.ply" and a["mesh_faces"] > 0
-    for name in ("mesh.ply", "input.png", "renders.png", "config.yaml", "checkpoint.pt", "previews/step000003.png"):
+    for name in ("mesh.ply", "input.png", "renders.png", "turntable.png", "config.yaml", "checkpoint.pt",
+                 "previews/step000003.png"):
         assert (full / "pikachu" / name).is_file(), name
     sa = torch.load(full / "pikachu" / "checkpoint.pt", weights_only=False)["field"]
     sb = torch.load(split / "pikachu" / "checkpoint.pt", weights_only=False)["field"]
