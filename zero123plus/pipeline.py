@@ -144,6 +144,9 @@ class Zero123PlusPipeline:
     # ------------------------------------------------------------------ inputs
     def prepare_image(self, image: Image.Image | str | os.PathLike) -> Image.Image:
         """The variant's input handling (load, optional InstantMesh re-framing, RGBA over the background grey)."""
+        if isinstance(image, (torch.Tensor, np.ndarray)):
+            raise PreprocessError("Zero123++ takes a PIL image or an image path (as the official pipeline, which "
+                                  "rejects tensors): convert with PIL.Image.fromarray")
         if not isinstance(image, Image.Image):
             image = load_image(image)
         p = self.cfg.preprocess

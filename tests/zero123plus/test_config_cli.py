@@ -82,6 +82,8 @@ def test_bad_inputs_get_named_errors(tmp_path):
         pipe.generate(bad, progress=False)
     with pytest.raises(PreprocessError, match="not found"):
         pipe.generate(tmp_path / "missing.png", progress=False)
+    with pytest.raises(PreprocessError, match="PIL image or an image path"):
+        pipe.generate(torch.zeros(3, 64, 64), progress=False)
     with pytest.raises(ValueError, match="needs a ControlNet"):
         pipe.generate(_rgba(), depth_image=Image.new("RGB", (128, 192)), progress=False)
     pipe.add_controlnet()

@@ -57,7 +57,7 @@ def test_render_layout_grids_follow_the_camera_table(dataset):
         table = zero123plus_cameras("v1.2", sample["cond_azimuth_deg"], 64, dtype=torch.float64)
         assert np.allclose([t["c2w_opencv"] for t in sample["targets"]], table.c2w.numpy(), atol=1e-9)
         assert -20 <= sample["cond_elevation_deg"] <= 45
-        grid = torch.from_numpy(np.asarray(Image.open(dataset / ids[0] / f"grid_{k:02d}.png"))).permute(2, 0, 1)
+        grid = torch.from_numpy(np.array(Image.open(dataset / ids[0] / f"grid_{k:02d}.png"))).permute(2, 0, 1)
         tiles = split_grid(grid)
         assert tiles.shape == (6, 3, 64, 64)
         assert (tiles[:, :, 0, 0] == 255).all()  # white background (InstantMesh recipe)
@@ -155,3 +155,18 @@ def test_train_config_errors_are_named(tmp_path):
     assert train.main(["--config", str(cfg)]) == 2
     cfg.write_text("task: zero123plus\ndata:\n  root: /nonexistent-zp\n")
     assert train.main(["--config", str(cfg)]) == 2
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(ROOT / "train.py"), "--config", str(TINY_TRAIN), "--accelerator", "cpu",
+           "--devices", "2", "--strategy", "ddp", *overrides(dataset, tmp_path / "ddp", **{"data.batch_size": 1})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["global_step"] == 2
+    assert (tmp_path / "ddp" / "final" / "model_index.json").is_file()
