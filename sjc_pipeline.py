@@ -37,6 +37,7 @@ import torch
 from data import conventions as conv
 from data.cameras import Cameras
 from data.config import ConfigError, load_config
+from data.device import resolve_device
 from data.io import atomic_path
 from data.layout import RelativePose
 from score_distillation import (
@@ -137,7 +138,8 @@ class SJCConfig:
     checkpoint_every: int = 1000
     preview_every: int = 1000
     progress: bool = True
-    device: str = "cpu"
+    #: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N`` (data/device.py).
+    device: str = "auto"
 
     def validate(self) -> "SJCConfig":
         if self.method not in ("sjc", "sds"):
@@ -211,7 +213,7 @@ class SJCOptimiser:
                  field_: VoxelField | None = None):
         self.cfg = cfg
         self.score, self.decode = score, decode
-        self.device = torch.device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if image.ndim != 4 or image.shape[0] != 1:
             raise SJCError(f"the input image must be a (1, 3, H, W) tensor in [-1, 1], got {tuple(image.shape)}")
         self.image = image.to(self.device, torch.float64)
@@ -319,7 +321,7 @@ class SJCOptimiser:
         return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay CPU tensors
         saved = state.get("config", {})
         for key in ("n_steps", "seed", "lr"):
             if key in saved and saved[key] != getattr(self.cfg, key):
@@ -391,11 +393,12 @@ def build_zero123(cfg: SJCConfig):
     if not zcfg_path.is_absolute():
         zcfg_path = REPO_ROOT / zcfg_path
     zcfg = load_zero123_config(zcfg_path)
+    device = resolve_device(cfg.device)
     if cfg.zero123_weights is None:
-        return Zero123Pipeline.from_config(zcfg, device=cfg.device, seed=cfg.seed)
+        return Zero123Pipeline.from_config(zcfg, device=device, seed=cfg.seed)
     path = resolve_all({"zero123": cfg.zero123_weights})["zero123"]
     geometry = {"config": zcfg} if Path(path).is_file() else {}
-    return Zero123Pipeline.from_pretrained(str(path), device=cfg.device, **geometry)
+    return Zero123Pipeline.from_pretrained(str(path), device=device, **geometry)
 
 
 def image_tensor(image_01: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -46,12 +46,13 @@ class VoxelField(nn.Module):
     @property
     def step_size(self) -> float:
         """Ray-marching step (world units): mean voxel side x ``step_ratio``, rounded to float32 as officially."""
-        voxel = (self.aabb[1] - self.aabb[0]) / torch.tensor([self.grid_size] * 3)
+        aabb = self.aabb.detach().cpu()
+        voxel = (aabb[1] - aabb[0]) / torch.tensor([self.grid_size] * 3)
         return float(voxel.float().mean() * self.cfg.step_ratio)
 
     def num_samples(self, max_length: torch.Tensor | float) -> int:
         """Samples per ray for a bundle whose longest in-box segment is ``max_length``: ``int(len / step) + 1``."""
-        length = torch.as_tensor(max_length, dtype=torch.float32)
+        length = torch.as_tensor(max_length, dtype=torch.float32).detach().cpu()
         return max(int(float(length / self.step_size)) + 1, 1)
 
     def grid_coords(self, points: torch.Tensor) -> torch.Tensor:

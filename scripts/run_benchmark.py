@@ -133,9 +133,8 @@ def make_sjc_predictor(method: str, config: str | None, overrides: list[str], de
     """``predict(image_path, object_name) -> (Mesh, info)`` backed by ``sjc_pipeline`` (Zero123 built once)."""
     from sjc_pipeline import build_zero123, load_sjc_config, predict_mesh
 
-    dev = "cpu" if device == "auto" else device
     cfg = load_sjc_config(config or REPO / "configs" / "sjc" / "official.yaml",
-                          overrides=list(overrides) + [f"method={method}", f"device={dev}"])
+                          overrides=list(overrides) + [f"method={method}", f"device={device}"])
     pipe = build_zero123(cfg)
 
     def predict(image_path: Path, name: str):

@@ -187,7 +187,7 @@ class SDSScore(_Conditioned):
         size = self.model.cfg.vae.sample_size
         x = torch.nn.functional.interpolate(rgb, (size, size), mode="bilinear", align_corners=False) * 2 - 1
         dist = self.model.vae.encode(x.to(self.model.vae.dtype)).latent_dist
-        eps = torch.randn(dist.mean.shape, generator=generator, device=dist.mean.device, dtype=dist.mean.dtype)
+        eps = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device, dist.mean.dtype)
         return (dist.mean + dist.std * eps).float() * self.model.cfg.scale_factor
 
     def grad(self, latents: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, pose_code: torch.Tensor):
