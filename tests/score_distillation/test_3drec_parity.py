@@ -250,7 +250,7 @@ def test_two_full_iterations(fx, tiny_zero123, single_thread):
 
     s, st, r = fx("sjc_score"), fx("sjc_steps"), fx("render")
     model = tiny_zero123.model
-    cfg = SJCConfig(n_steps=2, seed=0, field=FieldConfig(grid_size=24), progress=False)
+    cfg = SJCConfig(n_steps=2, seed=0, field=FieldConfig(grid_size=24), progress=False, device="cpu")
     assert (cfg.weights.view, cfg.weights.depth_smooth, cfg.weights.near_view) == (
         st["view_weight"], st["depth_smooth_weight"], st["near_view_weight"])
     f = VoxelField(cfg.field)

@@ -125,7 +125,8 @@ def optimise(cfg: SJCConfig, prior_factory) -> tuple[float, float]:
 
 def config(method="sjc", weight=1e2, steps=300):
     cfg = SJCConfig(method=method, n_steps=steps, seed=0, field=FieldConfig(grid_size=N), progress=False,
-                    weights=LossWeights(view=weight, depth_smooth=weight, near_view=weight), sds=SDSConfig())
+                    weights=LossWeights(view=weight, depth_smooth=weight, near_view=weight), sds=SDSConfig(),
+                    device="cpu")
     cfg.cameras.render_size = R
     return cfg
 
