@@ -261,8 +261,8 @@ class Zero123PlusPipeline:
 
 
 def _local(source, registry_name: str) -> Path:
-    """A local path as is; a registry name, ``hf://`` or ``org/repo`` source through ``data.weights`` (the one
-    missing-weights message when it cannot be had)."""
+    """A local path as is; anything else (registry name, ``hf://`` / ``org/repo`` source, a missing path) through
+    ``data.weights``, which raises the project's one missing-weights message when it cannot be had."""
     from data import weights
 
     path = Path(str(source)).expanduser()
@@ -270,9 +270,4 @@ def _local(source, registry_name: str) -> Path:
         return path
     if str(source) in weights.REGISTRY:
         return weights.resolve(str(source))
-    try:
-        weights.parse_source(str(source))
-    except ValueError:
-        raise FileNotFoundError(f"weights not found: {path} (pass a local folder / file, hf://org/repo or a "
-                                f"registry name of data/weights.py)") from None
     return weights.resolve(registry_name, str(source))

@@ -89,7 +89,7 @@ def test_missing_hub_weights_give_the_project_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", "/nonexistent-cache")
     with pytest.raises(MissingWeightsError, match="zero123plus_v12"):
         Zero123PlusPipeline.from_pretrained("sudo-ai/zero123plus-v1.2")
-    with pytest.raises(FileNotFoundError, match="weights not found"):
+    with pytest.raises(MissingWeightsError, match="local path /no/such/folder does not exist"):
         Zero123PlusPipeline.from_pretrained("/no/such/folder")
 
 
