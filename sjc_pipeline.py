@@ -323,7 +323,7 @@ class SJCOptimiser:
     def load_checkpoint(self, path: str | Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay CPU tensors
         saved = state.get("config", {})
-        for key in ("n_steps", "seed", "lr"):
+        for key in ("method", "n_steps", "seed", "lr"):
             if key in saved and saved[key] != getattr(self.cfg, key):
                 raise SJCError(f"checkpoint {path} was made with {key}={saved[key]}, this run has "
                                f"{key}={getattr(self.cfg, key)}: resume with the same settings or start afresh")
