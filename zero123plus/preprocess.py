@@ -95,9 +95,11 @@ def to_rgb(image: Image.Image, background: int = 127) -> Image.Image:
 
 
 def resize_foreground(image: Image.Image, ratio: float) -> Image.Image:
-    """InstantMesh framing of an RGBA image: the alpha > 0 box, padded to a square, then to ``side / ratio``.
+    """InstantMesh framing of an RGBA image (``src/utils/infer_util.py``): crop the alpha > 0 box, pad it to a
+    square, then pad to ``int(side / ratio)`` (transparent padding, split evenly, the odd pixel after).
 
-    Raises :class:`PreprocessError` for an image without alpha or with an empty alpha.
+    As upstream, the crop is ``[y_min:y_max, x_min:x_max]``: the box's last row and column are cut (for a faithful
+    input). Raises :class:`PreprocessError` for an image without alpha or with an empty alpha.
     """
     image = to_rgb8(image)
     if image.mode != "RGBA":
@@ -106,7 +108,9 @@ def resize_foreground(image: Image.Image, ratio: float) -> Image.Image:
     ys, xs = np.nonzero(arr[..., 3] > 0)
     if len(ys) == 0:
         raise PreprocessError("the input image is fully transparent: there is no object to frame")
-    fg = arr[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    fg = arr[ys.min(): ys.max(), xs.min(): xs.max()]
+    if fg.size == 0:
+        raise PreprocessError("the object is a single row or column of pixels: nothing to frame")
     size = max(fg.shape[:2])
     ph, pw = size - fg.shape[0], size - fg.shape[1]
     sq = np.pad(fg, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))

@@ -63,8 +63,9 @@ def test_official_and_instantmesh_preprocessing():
     alpha = np.asarray(framed)[..., 3]
     ys, xs = np.nonzero(alpha)
     side = framed.size[0]
-    assert framed.size[0] == framed.size[1] == int(70 / 0.85)  # box 40 x 70 -> square 70 -> 70 / 0.85
-    assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (40, 70)
+    # box 40 x 70; upstream's crop [y1:y2, x1:x2] drops the last row and column -> 39 x 69 -> square 69 -> 69 / 0.85
+    assert framed.size[0] == framed.size[1] == int(69 / 0.85)
+    assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (39, 69)
     assert abs((ys.min() + ys.max()) / 2 - (side - 1) / 2) <= 1 and abs((xs.min() + xs.max()) / 2 - (side - 1) / 2) <= 1
     rgb = Image.new("RGB", (64, 64), (10, 20, 30))
     with pytest.warns(UserWarning, match="no alpha channel"):
