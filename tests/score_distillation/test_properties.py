@@ -135,3 +135,25 @@ def test_p7_near_view_geometry():
         assert abs(np.linalg.norm(ne - eye) - 0.05) < 1e-12
         pose = look_at_pose(ne)
         np.testing.assert_allclose(-pose[:3, 2] * np.linalg.norm(ne), -ne, atol=1e-12)  # looks at the origin
+
+
+def test_export_frames_place_an_off_centre_blob_where_it_is():
+    """A blob at world (0.5, -0.25, 0.2): the world mesh puts it there (outward faces), the official vertices at
+    half scale in (x, z, -y)."""
+    import trimesh
+
+    from score_distillation import ExportConfig, export_density_mesh
+
+    n = 32
+    f = VoxelField(FieldConfig(grid_size=n))
+    c = (torch.arange(n) * 2 + 1) / n - 1
+    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
+    inside = ((x - 0.5) ** 2 + (y + 0.25) ** 2 + (z - 0.2) ** 2) < 0.2**2
+    with torch.no_grad():
+        f.density.copy_(torch.where(inside, 10.0, -10.0)[None, None])
+    out = export_density_mesh(f, ExportConfig(upsample=None, kernel_size=1, erosion_size=1, threshold=1.0))
+    world = out.world_mesh()
+    np.testing.assert_allclose(world.vertices.mean(0).numpy(), [0.5, -0.25, 0.2], atol=0.03)
+    assert trimesh.Trimesh(world.vertices.numpy(), world.faces.numpy(), process=False).volume > 0
+    np.testing.assert_allclose(out.official_vertices.mean(0), [0.25, 0.1, 0.125], atol=0.03)
+    np.testing.assert_allclose(out.world_mesh(0.6).vertices.mean(0).numpy(), [0.3, -0.15, 0.12], atol=0.02)

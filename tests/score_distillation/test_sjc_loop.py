@@ -38,6 +38,7 @@ def test_cli_writes_outputs_and_resumes_exactly(pikachu, tmp_path, single_thread
     # a run stopped after 2 steps (its checkpoint), then resumed, ends where the uninterrupted run ends
     assert run_cli(pikachu, "--config", TINY, "--output", split, "--stop-after", "2") == 0
     assert not (split / "pikachu" / "result.json").exists()
+    assert run_cli(pikachu, "--config", TINY, "--output", split, "--resume", "--set", "seed=1") == 2
     assert run_cli(pikachu, "--config", TINY, "--output", split, "--resume") == 0
     a = json.loads((full / "pikachu" / "result.json").read_text())
     b = json.loads((split / "pikachu" / "result.json").read_text())
