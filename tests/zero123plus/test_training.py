@@ -80,6 +80,12 @@ def test_training_step_pieces(dataset):
     ds = Zero123PlusGridDataset(dataset, dataset / "train.txt", 64, 127, pipe.model.vae_processor,
                                 pipe.model.clip_processor)
     batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    # InstantMesh's random conditioning resize: a function of the item's draw key, and it changes the input
+    small = Zero123PlusGridDataset(dataset, dataset / "train.txt", 64, 127, pipe.model.vae_processor,
+                                   pipe.model.clip_processor, cond_resize=(100, 140))
+    key = (0, 0, 1)
+    assert torch.equal(small[key]["cond_vae"], small[key]["cond_vae"])
+    assert not torch.equal(small[key]["cond_vae"], ds[key]["cond_vae"])
     assert batch["cond_vae"].shape == (2, 3, 512, 512) and batch["target"].shape == (2, 3, 192, 128)
     # the black-image dropout reference: all-zero pixels normalised by the VAE processor
     assert torch.allclose(module.black_vae_input, torch.full((1, 3, 512, 512), -0.625))

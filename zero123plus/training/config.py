@@ -20,6 +20,8 @@ class DataConfig:
     """A ``zero123plus``-layout dataset (``scripts/render_dataset.py --layout zero123plus``).
 
     ``tile_size`` must match the rendered tiles (and ``model_config``'s grid: height = 3 tiles, width = 2).
+    ``cond_resize``: InstantMesh's augmentation, the conditioning view resized (bicubic) to a random side in
+    [min, max] before the VAE / CLIP processors (``[]`` = off; validation items use a fixed draw).
     """
 
     root: str = ""
@@ -28,11 +30,16 @@ class DataConfig:
     batch_size: int = 2
     num_workers: int = 0
     tile_size: int = 320
+    cond_resize: list[int] = field(default_factory=lambda: [128, 512])
 
 
 @dataclass
 class OptimConfig:
-    """AdamW on the UNet (InstantMesh fine-tunes the whole UNet), linear warm-up."""
+    """AdamW on the UNet (InstantMesh fine-tunes the whole UNet at 1e-5), optional linear warm-up, then constant.
+
+    (InstantMesh's ``CosineAnnealingWarmRestarts(3000, eta_min=lr / 4)`` is stepped once per *epoch* by Lightning's
+    default, i.e. practically constant over an Objaverse-size run.)
+    """
 
     lr: float = 1.0e-5
     weight_decay: float = 0.01

@@ -1,7 +1,8 @@
 """Training items from a ``zero123plus``-layout dataset (``data/datasets/zero123plus_layout.py``).
 
 Item: one conditioning view of an object (a random one of its samples; fixed per item for validation) and its
-target grid. ``cond_vae`` (3,512,512) and ``cond_clip`` (3,224,224) are the two network inputs of the RGBA view
+target grid. The conditioning view is composited on the variant's background and, as InstantMesh, resized to a
+random side in ``cond_resize`` (bicubic) before the processors. ``cond_vae`` (3,512,512) and ``cond_clip`` (3,224,224) are the two network inputs of the RGBA view
 composited on the variant's background (exactly the inference preprocessing), ``target`` (3, 3T, 2T) the grid in
 [0, 1].
 """
@@ -26,10 +27,13 @@ class Zero123PlusGridDataset(Dataset):
     """(conditioning view, six-view target grid) items; ``seed`` fixes item i's sample (validation)."""
 
     def __init__(self, root, ids, tile_size: int, background: int, vae_processor: ImageProcessor,
-                 clip_processor: ImageProcessor, seed: int | None = None):
+                 clip_processor: ImageProcessor, seed: int | None = None, cond_resize: tuple[int, ...] = ()):
         self.root = Path(root)
         self.ids = _resolve_ids(self.root, ids, "zero123plus")
         self.tile_size, self.background, self.seed = tile_size, background, seed
+        if cond_resize and (len(cond_resize) != 2 or not 0 < cond_resize[0] <= cond_resize[1]):
+            raise DatasetError(f"data.cond_resize must be [] or [min, max] with 0 < min <= max, got {list(cond_resize)}")
+        self.cond_resize = tuple(cond_resize)
         self.vae_processor, self.clip_processor = vae_processor, clip_processor
 
     def __len__(self) -> int:
@@ -49,6 +53,10 @@ class Zero123PlusGridDataset(Dataset):
         k = int(torch.randint(int(meta["num_samples"]), (1,), generator=gen))
         with Image.open(folder / f"cond_{k:02d}.png") as im:
             cond = prepare_input(im.convert("RGBA"), self.background)
+        if self.cond_resize:
+            lo, hi = self.cond_resize
+            side = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+            cond = cond.resize((side, side), resample=Image.BICUBIC)
         with Image.open(folder / f"grid_{k:02d}.png") as im:
             grid = np.asarray(im.convert("RGB"), np.float32) / 255.0
         return {"cond_vae": self.vae_processor(cond), "cond_clip": self.clip_processor(cond),
@@ -71,9 +79,11 @@ class Zero123PlusDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         c = self.cfg
-        self.train = Zero123PlusGridDataset(c.root, Path(c.train_list) if c.train_list else None, *self.args)
+        resize = tuple(c.cond_resize)
+        self.train = Zero123PlusGridDataset(c.root, Path(c.train_list) if c.train_list else None, *self.args,
+                                            cond_resize=resize)
         if c.val_list:
-            self.val = Zero123PlusGridDataset(c.root, Path(c.val_list), *self.args, seed=0)
+            self.val = Zero123PlusGridDataset(c.root, Path(c.val_list), *self.args, seed=0, cond_resize=resize)
 
     def train_dataloader(self) -> ResumableDataLoader:
         if self.train is None:
