@@ -88,6 +88,12 @@ def test_camera_pose_spiral_input_pose_and_T(fx):
 
     code = pose_code(Cameras.cat([cams(inp.astype(np.float64))] * 64), cams(c["train_poses"]))
     np.testing.assert_allclose(code.numpy(), c["T_train_vs_input"], atol=1e-6, rtol=0)
+    # official cartesian_to_spherical: polar from +z, azimuth atan2(y, x) (= ours - 90 deg), radius
+    polar, azimuth, radius = cams(c["train_poses"]).spherical()
+    sph = c["train_eyes_spherical"]
+    np.testing.assert_allclose(np.deg2rad(polar.numpy()), sph[0], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(radius.numpy(), sph[2], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(np.cos(np.deg2rad(azimuth.numpy() - 90.0) - sph[1]), 1.0, atol=1e-12)
 
 
 def test_sampler_streams_exact(fx):
@@ -218,6 +224,10 @@ def test_score_table(fx, tiny_zero123, single_thread):
     np.testing.assert_allclose(score.clip_emb.numpy(), s["clip_emb"][0], atol=1e-5, rtol=0)
     np.testing.assert_allclose(score.vae_emb.numpy(), s["vae_emb"], atol=5e-5, rtol=0)
     code = torch.from_numpy(s["score_T"])[None]
+    from sjc_pipeline import pose_code
+
+    ours = pose_code(cams(s["input_pose"].astype(np.float64)), cams(s["score_target_pose"]))
+    np.testing.assert_allclose(ours.numpy(), code.numpy(), atol=1e-6, rtol=0)
     ctx, concat = score.conditioning(code)
     y, n = torch.from_numpy(s["score_y"]), torch.from_numpy(s["score_noise"])
     for i, j in enumerate(s["score_us_index"]):
