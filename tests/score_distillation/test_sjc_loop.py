@@ -134,3 +134,34 @@ def test_benchmark_runner_evaluates_sjc_as_a_method_row(tmp_path, single_thread)
     results = json.loads(next((out / "evaluation" / "sf3d").rglob("results.json")).read_text())
     assert results["summary"]["objects_ok"] == 1
     assert results["summary"]["method"].startswith("sjc (RANDOM WEIGHTS: zero123")
+
+
+@pytest.mark.slow  # a subprocess killed with SIGKILL after its first checkpoint, then resumed (~30 s CPU)
+def test_killed_run_resumes_to_the_uninterrupted_result(pikachu, tmp_path, single_thread):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    args = [str(pikachu), "--config", TINY, "--set", "n_steps=12", "--set", "checkpoint_every=2"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(root / "scripts" / "optimise_sjc.py"), *args, "--output",
+                             str(killed)], cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "pikachu" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (killed / "pikachu" / "result.json").exists()
+    step = torch.load(checkpoint, weights_only=False)["step"]
+    assert 2 <= step < 12
+    assert run_cli(*args, "--output", killed, "--resume") == 0
+    assert run_cli(*args, "--output", tmp_path / "whole") == 0
+    a = json.loads((killed / "pikachu" / "result.json").read_text())
+    b = json.loads((tmp_path / "whole" / "pikachu" / "result.json").read_text())
+    assert a["resumed_from_step"] == step and a["losses"] == b["losses"]
