@@ -49,6 +49,15 @@ def close(ours, ref, atol, rtol=0.0, what=""):
     torch.testing.assert_close(ours, t(ref).float(), atol=atol, rtol=rtol, msg=lambda m: f"{what}: {m}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small tensors: one torch thread is faster (far faster on a loaded machine); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def root():
     from conftest import require_shared
@@ -58,7 +67,6 @@ def root():
 
 @pytest.fixture(scope="module")
 def pipe(root):
-    torch.set_num_threads(1)
     cfg = load_zero123plus_config(overrides=["sampling.height=192", "sampling.width=128"])
     return Zero123PlusPipeline.from_pretrained(root / "tiny_pipeline", cfg, controlnet=root / "tiny_controlnet")
 
