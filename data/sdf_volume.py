@@ -15,16 +15,23 @@ class SDFVolume:
         bbox_min, bbox_max: (3,) box corners; sample ``i`` along an axis sits at
             ``bbox_min + i * (bbox_max - bbox_min) / (R - 1)`` (grid nodes include both corners).
         frame: name of the frame the box is expressed in (e.g. ``"normalised"`` or ``"world"``).
+        evaluated: optional (R, R, R) bool. ``None``: every node holds the function's value (a dense grid).
+            Otherwise (a narrow-band grid) only the marked nodes do; the others hold a value of the right sign
+            only (not a distance), which is all that marching cubes reads there.
     """
 
     sdf: torch.Tensor
     bbox_min: torch.Tensor
     bbox_max: torch.Tensor
     frame: str = "normalised"
+    evaluated: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.sdf.ndim != 3:
             raise ValueError(f"SDFVolume.sdf must be (R, R, R), got {tuple(self.sdf.shape)}")
+        if self.evaluated is not None and self.evaluated.shape != self.sdf.shape:
+            raise ValueError(f"SDFVolume.evaluated must match sdf's shape {tuple(self.sdf.shape)}, "
+                             f"got {tuple(self.evaluated.shape)}")
 
     @property
     def resolution(self) -> tuple[int, int, int]:

@@ -24,8 +24,9 @@ from data.reconstruction_frame import ReconstructionFrame, affine_mats
 from data.sdf_volume import SDFVolume
 from data.views import Views
 from reconstruction.checkpoint import load_official_checkpoint
-from reconstruction.config import ReconstructionConfig
+from reconstruction.config import SDF_GRIDS, ReconstructionConfig
 from reconstruction.meshing import evaluate_sdf_grid, marching_cubes
+from reconstruction.narrow_band import BandStats, evaluate_sdf_band, fixed_shape
 from reconstruction.model import ReconstructionModel
 from reconstruction.projector import BlendingInputs, blending_inputs
 from reconstruction.sparse_sdf_network import ConditionalVolume
@@ -106,11 +107,13 @@ class ReconstructionOutput:
         mesh: world frame of pose.json (z up), vertex colours in [0, 1].
         sdf: the marching-cubes grid (normalised frame, positive outside).
         frame: maps normalised <-> reference <-> world.
+        grid_stats: how the marching-cubes grid was evaluated (queries, growth rounds).
     """
 
     mesh: Mesh
     sdf: SDFVolume
     frame: ReconstructionFrame
+    grid_stats: BandStats | None = None
 
 
 class Reconstructor:
@@ -166,16 +169,36 @@ class Reconstructor:
         return PointQuery(torch.cat(sdf), torch.cat(feats), torch.cat(latent),
                           torch.cat(grads) if with_gradient else None)
 
-    def sdf_volume(self, encoding: SceneEncoding, resolution: int | None = None) -> SDFVolume:
-        """SDF on ``linspace(-1, 1, R)^3`` of the normalised frame (the official export grid)."""
+    def sdf_volume(self, encoding: SceneEncoding, resolution: int | None = None, method: str | None = None
+                   ) -> SDFVolume:
+        """SDF on ``linspace(-1, 1, R)^3`` of the normalised frame (the official export grid).
+
+        ``method``: ``"narrow_band"`` or ``"dense"`` (default ``config.sdf_grid``). Both query the SDF in chunks of
+        exactly ``config.point_chunk`` points, so the narrow band's evaluated nodes equal the dense grid's bit for bit
+        and marching cubes gives the same mesh; the narrow-band volume marks them in ``evaluated``.
+        """
+        return self.sdf_volume_with_stats(encoding, resolution, method)[0]
+
+    def sdf_volume_with_stats(self, encoding: SceneEncoding, resolution: int | None = None, method: str | None = None
+                              ) -> tuple[SDFVolume, BandStats]:
+        """:meth:`sdf_volume` and what it evaluated (:class:`BandStats`; the dense grid counts R^3 queries)."""
+        cfg = self.config
         net = self.model.sdf_network_lod0
-        resolution = resolution or self.config.mesh_resolution
+        resolution = resolution or cfg.mesh_resolution
+        method = method or cfg.sdf_grid
+        if method not in SDF_GRIDS:
+            raise ValueError(f"method must be one of {sorted(SDF_GRIDS)}, got {method!r}")
 
         @torch.no_grad()
         def sdf_fn(pts: torch.Tensor) -> torch.Tensor:
-            return torch.cat([net.sdf(p, encoding.volume)[0][:, 0] for p in pts.split(self.config.point_chunk)])
+            return net.sdf_only(pts, encoding.volume)
 
-        return evaluate_sdf_grid(sdf_fn, resolution, block=self.config.sdf_block, device=self.device)
+        sdf_fn = fixed_shape(sdf_fn, cfg.point_chunk)
+        if method == "dense":
+            volume = evaluate_sdf_grid(sdf_fn, resolution, block=cfg.sdf_block, device=self.device)
+            return volume, BandStats(resolution, resolution ** 3, 0, False)
+        return evaluate_sdf_band(sdf_fn, resolution, margin=cfg.band_margin,
+                                 coarse_stride=cfg.band_coarse_stride, device=self.device)
 
     def normals(self, encoding: SceneEncoding, points: torch.Tensor) -> torch.Tensor:
         """(P, 3) unit SDF gradients (official: ``F.normalize(grad, eps=1e-6)``, pointing outwards)."""
@@ -185,8 +208,10 @@ class Reconstructor:
     @torch.no_grad()
     def blending_inputs(self, encoding: SceneEncoding, points: torch.Tensor, view_dirs: torch.Tensor
                         ) -> BlendingInputs:
-        """Blending-network inputs at (P, 3) points with (P, 3) unit target directions (not chunked)."""
+        """Blending-network inputs at (P, 3) points with (P, 3) unit target directions (not chunked; moved to the
+        reconstructor's device)."""
         enc = encoding
+        points, view_dirs = points.to(self.device, torch.float32), view_dirs.to(self.device, torch.float32)
         return blending_inputs(points, view_dirs, enc.volume.latent, enc.volume.mask, enc.fused_maps,
                                enc.inputs.images, enc.inputs.w2cs, enc.inputs.intrinsics)
 
@@ -215,7 +240,7 @@ class Reconstructor:
         """
         inputs = SceneInputs.from_views(sources, reference)
         encoding = self.encode(inputs)
-        volume = self.sdf_volume(encoding, mesh_resolution)
+        volume, grid_stats = self.sdf_volume_with_stats(encoding, mesh_resolution)
         verts, faces = marching_cubes(volume)
         if len(faces) == 0:
             raise ReconstructionError(
@@ -226,4 +251,4 @@ class Reconstructor:
         colours = self.colours(encoding, verts_norm.float()).clamp(0, 1).cpu()
         world = inputs.frame.points_to_world(verts_norm)
         mesh = Mesh(world.float(), torch.from_numpy(faces), colours.float())
-        return ReconstructionOutput(mesh, volume, inputs.frame)
+        return ReconstructionOutput(mesh, volume, inputs.frame, grid_stats)

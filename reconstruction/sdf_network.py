@@ -85,8 +85,16 @@ class LatentSDFMLP(nn.Module):
             lin.bias.fill_(b)
         self.lin2.bias[-latent:] = 0  # as the official init: the last `latent` outputs start unbiased
 
-    def forward(self, points: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """points (P, 3) normalised, latent (P, 16) -> (P, 128): [SDF, 127 features]."""
+    def hidden(self, points: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """points (P, 3), latent (P, 16) -> the input of ``lin2``: (P, 144) [second hidden layer || latent]."""
         x = F.softplus(self.lin0(self.encoding(points)), beta=100)
         x = F.softplus(self.lin1(torch.cat([x, latent], 1)), beta=100)
-        return self.lin2(torch.cat([x, latent], 1))
+        return torch.cat([x, latent], 1)
+
+    def forward(self, points: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """points (P, 3) normalised, latent (P, 16) -> (P, 128): [SDF, 127 features]."""
+        return self.lin2(self.hidden(points, latent))
+
+    def sdf_only(self, points: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """(P,) SDF alone: only the first row of ``lin2`` (128x fewer multiply-adds in the last layer)."""
+        return F.linear(self.hidden(points, latent), self.lin2.weight[:1], self.lin2.bias[:1])[:, 0]

@@ -122,6 +122,10 @@ class SparseSdfNetwork(nn.Module):
         out = self.sdf_layer(points, latent)
         return out[:, :1], out[:, 1:], latent
 
+    def sdf_only(self, points: torch.Tensor, volume: ConditionalVolume) -> torch.Tensor:
+        """points (P, 3) normalised -> SDF (P,) alone (the marching-cubes grid; skips the 127 features)."""
+        return self.sdf_layer.sdf_only(points, sample_latent(volume.latent, points, volume.table))
+
     def sdf_with_gradient(self, points: torch.Tensor, volume: ConditionalVolume, create_graph: bool = False
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`sdf` outputs plus the SDF gradient (P, 3) w.r.t. the points (through the latent sampler).

@@ -119,7 +119,7 @@ def _run(polar: int, device: str) -> dict:
     out["view_mask"] = _numpy(blend.mask.t())
     out["ray_diff_sub"] = _numpy(blend.ray_diff[:, sub].transpose(0, 1))
     del blend
-    out["grid64"] = _numpy(rec.sdf_volume(enc, 64).sdf)
+    out["grid64"] = _numpy(rec.sdf_volume(enc, 64, method="dense").sdf)
     verts = torch.from_numpy(ref["r64_mc_vertices_normalized"][::3].copy())
     out["r64_rgb"] = _numpy(rec.colours(enc, verts))
     del enc
