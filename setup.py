@@ -1,5 +1,5 @@
-"""Installs the stage packages of the project: data, zero123, zero123plus, reconstruction, elevation, score_distillation
-(+ any listed below)."""
+"""Installs the stage packages of the project: data, evaluation, zero123, zero123plus, reconstruction, elevation,
+score_distillation (+ any listed below)."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -11,7 +11,7 @@ requirements = [
     if line.split("#")[0].strip() and not line.startswith(("pytest", "pyrender", "embreex", "tensorboard", "matplotlib"))
 ]
 
-PACKAGES = ("data", "zero123", "zero123plus", "reconstruction", "elevation", "score_distillation")
+PACKAGES = ("data", "evaluation", "zero123", "zero123plus", "reconstruction", "elevation", "score_distillation")
 
 setup(
     name="one2345",

@@ -3,10 +3,10 @@
 Bottom layer (imports only ``data``): point sampling, Chamfer / F-score (KD-tree), volume IoU, alignment,
 protocol presets (``one2345``, ``syncdreamer``, ``sf3d``), image metrics and result tables.
 """
-from data.evaluation.distances import PointCloudMetrics, compare_point_clouds, nearest_distances
-from data.evaluation.pointclouds import sample_surface, voxel_downsample
-from data.evaluation.protocols import ProtocolConfig, evaluate_meshes, load_protocol
-from data.evaluation.volume import occupancy_grid, volume_iou
+from evaluation.distances import PointCloudMetrics, compare_point_clouds, nearest_distances
+from evaluation.pointclouds import sample_surface, voxel_downsample
+from evaluation.protocols import ProtocolConfig, evaluate_meshes, load_protocol
+from evaluation.volume import occupancy_grid, volume_iou
 
 __all__ = [
     "PointCloudMetrics",

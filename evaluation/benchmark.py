@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from data.evaluation.alignment import rotation_about_z
+from evaluation.alignment import rotation_about_z
 from data.io import atomic_directory, write_text_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -118,7 +118,7 @@ def evaluate_predictions(objects: list[str], out, gt_dir, cfg, *, gt_depth_root=
     """Evaluate predicted objects, reusing per-object records saved by an earlier (interrupted) run."""
     from tqdm.auto import tqdm
 
-    from data.evaluation.folders import evaluate_object
+    from evaluation.folders import evaluate_object
 
     record_dir = Path(out) / "evaluation" / cfg.name
     records = []
@@ -136,7 +136,7 @@ def evaluate_predictions(objects: list[str], out, gt_dir, cfg, *, gt_depth_root=
             if info.get("random_weight_stages"):
                 rec["random_weight_stages"] = info["random_weight_stages"]
         if rec["status"] == "ok":  # errors are retried on the next run
-            from data.evaluation.tables import _jsonable
+            from evaluation.tables import _jsonable
 
             write_text_atomic(cached, json.dumps(_jsonable(rec), indent=1))
         records.append(rec)

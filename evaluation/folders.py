@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from data.evaluation.protocols import ProtocolConfig, evaluate_meshes
+from evaluation.protocols import ProtocolConfig, evaluate_meshes
 from data.mesh import MESH_FORMATS, Mesh
 
 #: File names tried inside ``<root>/<object>/`` (pipeline output, GSO layout), in order.

@@ -7,7 +7,7 @@ over white). Splits:
   excluded; every other view is a target (RTMV: frame 0 input, the next 16 frames targets).
 * ``all``: every view is scored (SyncDreamer's ``eval_nvs.py``, whose 16 views are all generated).
 
-Per object: mean of per-view PSNR, SSIM (and LPIPS when available), see :mod:`data.evaluation.images`. When
+Per object: mean of per-view PSNR, SSIM (and LPIPS when available), see :mod:`evaluation.images`. When
 generated and GT views differ in size (e.g. 256 px generations against 512 px renders), the GT is resized to the
 generated size (area filter) first: Zero-1-to-3 reports its metrics at 256 px.
 
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from data.evaluation.images import image_metrics, load_image
-from data.evaluation.protocols import ProtocolConfig
+from evaluation.images import image_metrics, load_image
+from evaluation.protocols import ProtocolConfig
 from data.io import atomic_directory
 from data.layout import RelativePose
 
@@ -85,7 +85,7 @@ def evaluate_view_folders(pred_dir, gt_dir, split: str = "zero123", objects=None
     """One record per object (errors recorded per object, the rest continue)."""
     from tqdm.auto import tqdm
 
-    from data.evaluation.folders import list_objects
+    from evaluation.folders import list_objects
 
     names = list_objects(gt_dir, objects)
     records = []
@@ -104,7 +104,7 @@ def evaluate_view_folders(pred_dir, gt_dir, split: str = "zero123", objects=None
 
 def write_view_results(out_dir, records, *, split: str, method: str, dataset: str) -> dict:
     """Tables and plot of a novel-view run (same files as a mesh run)."""
-    from data.evaluation.tables import write_results
+    from evaluation.tables import write_results
 
     return write_results(out_dir, records, view_protocol(split), method, dataset)
 

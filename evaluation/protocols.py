@@ -13,14 +13,14 @@ import numpy as np
 import torch
 
 from data.config import ConfigError, load_config
-from data.evaluation import alignment as al
-from data.evaluation import syncdreamer
-from data.evaluation.distances import compare_point_clouds
-from data.evaluation.pointclouds import sample_surface
-from data.evaluation.volume import occupancy_grid, volume_iou
+from evaluation import alignment as al
+from evaluation import syncdreamer
+from evaluation.distances import compare_point_clouds
+from evaluation.pointclouds import sample_surface
+from evaluation.volume import occupancy_grid, volume_iou
 from data.mesh import Mesh
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "evaluation"
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "evaluation"
 FAMILIES = ("sampled", "syncdreamer")
 ALIGNMENTS = ("none", "known", "search_icp", "auto")
 NORMALISATIONS = ("bbox", "none")
@@ -46,7 +46,7 @@ class ProtocolConfig:
         volume_iou: also compute volume IoU; iou_resolution: samples per axis; iou_margin: the IoU box is the
             normalised box enlarged by this factor (keeps extreme vertices off the sample planes).
         render_metrics: also render prediction (aligned) and GT from One-2-3-45's 24 views and report PSNR /
-            SSIM, plus CLIP similarity / LPIPS when a model is supplied (:mod:`data.evaluation.renders`);
+            SSIM, plus CLIP similarity / LPIPS when a model is supplied (:mod:`evaluation.renders`);
             render_size: render resolution in pixels.
     """
 
@@ -159,7 +159,7 @@ def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str
     """Evaluate one object under ``cfg``; ``pred_mesh``/``gt_mesh`` are :class:`data.mesh.Mesh`.
 
     ``known_transform`` (4, 4) maps the raw prediction into the GT frame (``syncdreamer``: applied as a frame
-    change before its no-alignment protocol). ``clip`` (a :class:`data.evaluation.clip_similarity.ClipSimilarity`)
+    change before its no-alignment protocol). ``clip`` (a :class:`evaluation.clip_similarity.ClipSimilarity`)
     and ``lpips_net`` are used only when ``cfg.render_metrics`` is on.
 
     Returns:
@@ -180,7 +180,7 @@ def evaluate_meshes(pred_mesh, gt_mesh, cfg: ProtocolConfig, *, object_name: str
         out = evaluate_sampled(pv, pf, gv, gf, cfg, known_transform)
         aligned = out.pop("_aligned_pred_vertices")
     if cfg.render_metrics:
-        from data.evaluation.renders import render_metrics
+        from evaluation.renders import render_metrics
 
         aligned_mesh = Mesh(torch.as_tensor(aligned, dtype=torch.float32), pred_mesh.faces, pred_mesh.vertex_colors,
                             pred_mesh.uv, pred_mesh.texture)

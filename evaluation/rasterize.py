@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.evaluation.volume import _expand_boxes
+from evaluation.volume import _expand_boxes
 
 #: Triangles rasterised per batch (bounds the temporary arrays to a few hundred MB at most).
 TRIANGLE_CHUNK = 20000

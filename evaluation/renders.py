@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from data.cameras import Cameras
-from data.evaluation.alignment import normalise_bbox
-from data.evaluation.images import image_metrics
+from evaluation.alignment import normalise_bbox
+from evaluation.images import image_metrics
 from data.mesh import Mesh
 
 AZIMUTHS_DEG = tuple(float(a) for a in range(0, 360, 30))
@@ -42,7 +42,7 @@ def render_metrics(pred: Mesh, gt: Mesh, *, size: int = 256, clip=None, lpips_ne
     """PSNR / SSIM (/ CLIP similarity / LPIPS) between the 24 renders of ``pred`` and ``gt``.
 
     ``pred`` must already be aligned to ``gt`` (same frame); both are rescaled independently for rendering.
-    ``clip`` is a :class:`data.evaluation.clip_similarity.ClipSimilarity` or None.
+    ``clip`` is a :class:`evaluation.clip_similarity.ClipSimilarity` or None.
     """
     cams = one2345_cameras(size)
     pred_img, gt_img = render_normalised(pred, cams), render_normalised(gt, cams)

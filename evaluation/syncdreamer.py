@@ -12,7 +12,7 @@ Steps (each reproduced here; checked against the recorded outputs of the publish
 5. GT points: from 16-bit GT depth PNGs (depth = code / 65535 * 1.8 + 0.6, used if 0.63 < depth < 2.37).
 6. Both clouds voxel-downsampled at 0.01 (cell means, grid anchored at each cloud's own minimum).
 7. Chamfer = mean of the two directional mean Euclidean nearest distances.
-8. Volume IoU of ``sdf < 0`` occupancies on the 64^3 ``mesh2sdf`` grid (:mod:`data.evaluation.volume`).
+8. Volume IoU of ``sdf < 0`` occupancies on the 64^3 ``mesh2sdf`` grid (:mod:`evaluation.volume`).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ import torch
 from PIL import Image
 
 from data.cameras import Cameras
-from data.evaluation.distances import compare_point_clouds
-from data.evaluation.pointclouds import backproject_depth, voxel_downsample
-from data.evaluation.rasterize import rasterize_depth
-from data.evaluation.volume import occupancy_grid, volume_iou
+from evaluation.distances import compare_point_clouds
+from evaluation.pointclouds import backproject_depth, voxel_downsample
+from evaluation.rasterize import rasterize_depth
+from evaluation.volume import occupancy_grid, volume_iou
 
 NUM_VIEWS = 16
 IMAGE_SIZE = 256

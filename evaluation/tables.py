@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.evaluation.protocols import ProtocolConfig
+from evaluation.protocols import ProtocolConfig
 from data.io import atomic_path, write_text_atomic
 
 #: Preferred column order; other numeric per-object values follow in alphabetical order.

@@ -23,8 +23,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from data.evaluation.alignment import rotation_about_z  # noqa: E402
-from data.evaluation.protocols import evaluate_meshes, load_protocol  # noqa: E402
+from evaluation.alignment import rotation_about_z  # noqa: E402
+from evaluation.protocols import evaluate_meshes, load_protocol  # noqa: E402
 from data.io import write_text_atomic  # noqa: E402
 from data.mesh import Mesh  # noqa: E402
 

@@ -33,8 +33,8 @@ from data import layout  # noqa: E402
 from data.assets import load_asset  # noqa: E402
 from data.cameras import Cameras  # noqa: E402
 from data.datasets.one2345_official import TrainingObject  # noqa: E402
-from data.evaluation.distances import compare_point_clouds  # noqa: E402
-from data.evaluation.pointclouds import sample_surface  # noqa: E402
+from evaluation.distances import compare_point_clouds  # noqa: E402
+from evaluation.pointclouds import sample_surface  # noqa: E402
 from data.io import write_text_atomic  # noqa: E402
 from data.mesh import Mesh  # noqa: E402
 from data.reconstruction_frame import ReconstructionFrame  # noqa: E402

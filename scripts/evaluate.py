@@ -51,13 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_lpips(enabled: bool, device: str):
     if not enabled:
         return None
-    from data.evaluation.images import lpips_model
+    from evaluation.images import lpips_model
 
     return lpips_model(device)
 
 
 def run_compare(args) -> int:
-    from data.evaluation.tables import comparison_tables
+    from evaluation.tables import comparison_tables
 
     md, csv_text, payload = comparison_tables(args.compare)
     out = Path(args.out)
@@ -69,7 +69,7 @@ def run_compare(args) -> int:
 
 
 def run_novel_views(args) -> int:
-    from data.evaluation.novel_views import evaluate_view_folders, write_view_results
+    from evaluation.novel_views import evaluate_view_folders, write_view_results
 
     lpips_net = _optional_lpips(args.lpips, args.device)
     records = evaluate_view_folders(args.pred, args.gt, split=args.split, objects=args.objects,
@@ -81,15 +81,15 @@ def run_novel_views(args) -> int:
 
 
 def run_meshes(args) -> int:
-    from data.evaluation.folders import evaluate_folders, load_transforms
-    from data.evaluation.protocols import load_protocol
-    from data.evaluation.tables import write_results
+    from evaluation.folders import evaluate_folders, load_transforms
+    from evaluation.protocols import load_protocol
+    from evaluation.tables import write_results
 
     overrides = list(args.set) + (["render_metrics=false"] if args.no_render else [])
     cfg = load_protocol(args.protocol, overrides)
     clip = None
     if args.clip_model and cfg.render_metrics:
-        from data.evaluation.clip_similarity import ClipSimilarity
+        from evaluation.clip_similarity import ClipSimilarity
 
         clip = ClipSimilarity.from_pretrained(args.clip_model, args.device)
     records = evaluate_folders(args.pred, args.gt, cfg, args.objects, gt_depth_root=args.gt_depth,

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data.config import ConfigError  # noqa: E402
-from data.evaluation import benchmark as bm  # noqa: E402
+from evaluation import benchmark as bm  # noqa: E402
 
 DEFAULT_PIPELINE_CONFIG = REPO / "configs" / "infer" / "default.yaml"
 
@@ -95,8 +95,8 @@ def make_view_generator(args):
 
 
 def run_novel_views(args) -> int:
-    from data.evaluation.folders import list_objects
-    from data.evaluation.novel_views import evaluate_view_folders, generate_views, write_view_results
+    from evaluation.folders import list_objects
+    from evaluation.novel_views import evaluate_view_folders, generate_views, write_view_results
 
     if not args.views:
         raise ValueError("--novel-views needs --views DIR (render folders with cameras.json)")
@@ -116,7 +116,7 @@ def run_novel_views(args) -> int:
             print(f"GENERATION FAILED {s['object']}: {s['error']}", file=sys.stderr)
     lpips_net = None
     if args.lpips:
-        from data.evaluation.images import lpips_model
+        from evaluation.images import lpips_model
 
         lpips_net = lpips_model("cpu")
     records = evaluate_view_folders(generated, args.views, "zero123", objects=objects, lpips_net=lpips_net,
@@ -167,7 +167,7 @@ def make_predictor(config: str | None, overrides: list[str], device: str, polar_
 
 
 def object_list(args) -> list[str]:
-    from data.evaluation.folders import list_objects
+    from evaluation.folders import list_objects
 
     if args.objects:
         return list_objects(args.gt, args.objects)
@@ -183,8 +183,8 @@ def main(argv=None) -> int:
             return run_novel_views(args)
         if not args.gt:
             raise ValueError("--gt is required for the mesh benchmark")
-        from data.evaluation.protocols import load_protocol
-        from data.evaluation.tables import write_results
+        from evaluation.protocols import load_protocol
+        from evaluation.tables import write_results
 
         cfg = load_protocol(args.protocol, args.eval_set)
         all_objects = object_list(args)
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
             return 0 if all(s["status"] != "error" for s in statuses) else 3
         clip = None
         if args.clip_model and cfg.render_metrics:
-            from data.evaluation.clip_similarity import ClipSimilarity
+            from evaluation.clip_similarity import ClipSimilarity
 
             clip = ClipSimilarity.from_pretrained(args.clip_model, "cpu" if args.device == "auto" else args.device)
         done = [n for n in mine if bm.is_predicted(args.out, n)]

@@ -1,7 +1,8 @@
 """The dependency rule, enforced by parsing imports.
 
 data/ imports no stage package; zero123/, elevation/, reconstruction/, score_distillation/ import only data/ (never
-each other). Composers (pipeline, sjc_pipeline, scripts, infer, train) may import anything.
+each other); evaluation/ (metrics, benchmark tables) imports only data/ and is imported by no stage. Composers
+(the pipeline/ package, sjc_pipeline, scripts, infer, train) may import anything.
 """
 import ast
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = {"zero123", "zero123plus", "elevation", "reconstruction", "score_distillation"}
-PROJECT = STAGES | {"data", "scripts", "tests", "infer", "train", "pipeline", "sjc_pipeline"}
-ALLOWED = {"data": {"data"}, **{s: {s, "data"} for s in STAGES}}
+PROJECT = STAGES | {"data", "evaluation", "scripts", "tests", "infer", "train", "pipeline", "sjc_pipeline"}
+ALLOWED = {"data": {"data"}, "evaluation": {"evaluation", "data"}, **{s: {s, "data"} for s in STAGES}}
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -56,3 +57,15 @@ def test_score_distillation_may_not_import_zero123_or_the_composer(tmp_path):
         "score_distillation/bad.py imports sjc_pipeline",
         "score_distillation/bad.py imports zero123",
     ]
+
+
+def test_stages_may_not_import_evaluation(tmp_path):
+    pkg = tmp_path / "reconstruction"
+    pkg.mkdir()
+    (pkg / "bad.py").write_text("from evaluation.distances import compare_point_clouds\n")
+    assert violations(pkg, ALLOWED["reconstruction"]) == ["reconstruction/bad.py imports evaluation"]
+
+
+def test_evaluation_is_checked_and_imports_only_data():
+    assert ALLOWED["evaluation"] == {"evaluation", "data"}
+    assert violations(ROOT / "evaluation", ALLOWED["evaluation"]) == []

@@ -9,9 +9,10 @@ import torch
 import trimesh
 from PIL import Image
 
-from data.evaluation import benchmark as bm
-from data.evaluation.alignment import euler_zyx
+from evaluation import benchmark as bm
+from evaluation.alignment import euler_zyx
 from data.mesh import Mesh
+from tiny_clip_fixture import tiny_clip  # noqa: E402,F401  (pytest fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,8 +97,8 @@ def test_evaluate_cli_bad_command_lines(tmp_path, capsys):
 
 
 def test_render_metrics_with_a_tiny_clip(tiny_clip):
-    from data.evaluation.clip_similarity import ClipSimilarity
-    from data.evaluation.protocols import evaluate_meshes, load_protocol
+    from evaluation.clip_similarity import ClipSimilarity
+    from evaluation.protocols import evaluate_meshes, load_protocol
 
     m = shapes()["lump"]
     mesh = Mesh(torch.as_tensor(m.vertices, dtype=torch.float32), torch.as_tensor(m.faces))

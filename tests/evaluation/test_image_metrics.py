@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from data.evaluation.clip_similarity import ClipSimilarity
-from data.evaluation.images import (LpipsUnavailable, composite_over_white, image_metrics, load_image, lpips_model,
-                                    psnr_per_view, ssim_per_view)
-from data.evaluation.novel_views import evaluate_view_folders, target_views
+from evaluation.clip_similarity import ClipSimilarity
+from evaluation.images import (LpipsUnavailable, composite_over_white, image_metrics, load_image, lpips_model,
+                               psnr_per_view, ssim_per_view)
+from evaluation.novel_views import evaluate_view_folders, target_views
+from tiny_clip_fixture import tiny_clip  # noqa: F401  (pytest fixture)
 
 
 def test_psnr_is_the_mean_of_per_view_values():

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from data.evaluation import compare_point_clouds, occupancy_grid, sample_surface, volume_iou, voxel_downsample
-from data.evaluation.alignment import euler_zyx, icp, kabsch, normalise_bbox
-from data.evaluation.protocols import evaluate_sampled, load_protocol
+from evaluation import compare_point_clouds, occupancy_grid, sample_surface, volume_iou, voxel_downsample
+from evaluation.alignment import euler_zyx, icp, kabsch, normalise_bbox
+from evaluation.protocols import evaluate_sampled, load_protocol
 
 
 def sphere_points(radius, count, seed):

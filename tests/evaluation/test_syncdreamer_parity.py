@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.evaluation import syncdreamer as sd
-from data.evaluation.distances import nearest_distances
+from evaluation import syncdreamer as sd
+from evaluation.distances import nearest_distances
 from data.mesh import Mesh
 
 FIXTURE = "fixtures/eval_reference"

@@ -1,4 +1,5 @@
-"""Fixtures of the evaluation tests."""
+"""The tiny random CLIP fixture of the evaluation tests (a plain module: tests/evaluation is no package, so that
+the top-level `evaluation` package is not shadowed, and a second conftest.py would shadow tests/conftest.py)."""
 import pytest
 import torch
 
