@@ -35,7 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None, help="run at most this many steps now (then checkpoint)")
     p.add_argument("--format", default="ply", choices=["ply", "obj", "glb"])
     p.add_argument("--segmenter", default=None, help="preprocessing segmenter (default: the preprocess default)")
+    p.add_argument("--official-input", action="store_true",
+                   help="RGBA input taken as the official 3drec scenes are (cv2 cubic to 800 px, blend on white, cubic "
+                        "to 256 px; no segmentation or recentring) instead of the project's preprocessing")
     return p
+
+
+def official_rgba_input(path: Path):
+    """The official 3drec input path for an RGBA file (score_distillation.input_image); RGB files are refused."""
+    import numpy as np
+    from PIL import Image
+
+    from score_distillation.input_image import official_input_image
+    from sjc_pipeline import SJCError
+
+    with Image.open(path) as im:
+        if im.mode != "RGBA":
+            raise SJCError(f"--official-input needs an RGBA image (the official scenes are), {path} is {im.mode}")
+        rgba = np.asarray(im.convert("RGBA"))
+    return official_input_image(rgba)  # cubic overshoot kept, as officially
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         if not image_path.is_file():
             raise SJCError(f"input image {image_path} does not exist")
         pipe = build_zero123(cfg)  # resolves the weights first: one message naming every missing file
-        pre_cfg = PreprocessConfig() if args.segmenter is None else PreprocessConfig(segmenter=args.segmenter)
-        pre = preprocess_image(image_path, pre_cfg, download=False)
-        opt = optimiser_for_image(cfg, pre.image.astype(np.float32) / 255.0, pipe)
+        if args.official_input:
+            image01, pre = official_rgba_input(image_path), None
+        else:
+            pre_cfg = PreprocessConfig() if args.segmenter is None else PreprocessConfig(segmenter=args.segmenter)
+            pre = preprocess_image(image_path, pre_cfg, download=False)
+            image01 = pre.image.astype(np.float32) / 255.0
+        opt = optimiser_for_image(cfg, image01, pipe)
     except (ConfigError, MissingWeightsError, PreprocessError, SJCError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         resumed_from = opt.step_index
         print(f"resuming {checkpoint} at step {resumed_from} of {cfg.n_steps}", file=sys.stderr)
-    Image.fromarray(pre.image).save(out_dir / "input.png")
+    Image.fromarray((np.clip(image01, 0, 1) * 255 + 0.5).astype(np.uint8)).save(out_dir / "input.png")
     save_config(cfg, out_dir / "config.yaml")
 
     def preview(step: int) -> None:
@@ -90,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped at step {opt.step_index} of {cfg.n_steps}; continue with --resume", file=sys.stderr)
         return 0
     result = write_outputs(opt, out_dir, args.format, extra={
-        "input": str(image_path), "segmenter": pre.method, "warnings": list(pre.warnings),
+        "input": str(image_path), "segmenter": "official 3drec input" if pre is None else pre.method,
+        "warnings": [] if pre is None else list(pre.warnings),
         "resumed_from_step": resumed_from, "seconds": {"optimisation": seconds,
                                                        "total": time.perf_counter() - t0},
     })

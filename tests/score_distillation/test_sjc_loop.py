@@ -100,6 +100,11 @@ def test_bad_inputs_are_named(tmp_path, capsys):
         optimiser_for_image(cfg, np.ones((256, 256, 3), np.uint8))
     with pytest.raises(SJCError, match=r"\[0, 1\]"):
         optimiser_for_image(cfg, np.full((256, 256, 3), 255.0, np.float32))
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "rgb.png")
+    assert run_cli(tmp_path / "rgb.png", "--config", TINY, "--output", tmp_path, "--official-input") == 2
+    assert "needs an RGBA image" in capsys.readouterr().err
 
 
 def test_benchmark_runner_evaluates_sjc_as_a_method_row(tmp_path, single_thread):
