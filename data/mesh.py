@@ -72,9 +72,11 @@ class Mesh:
         if self.uv is not None and self.texture is not None:
             from PIL import Image
 
-            kwargs["visual"] = trimesh.visual.TextureVisuals(
-                uv=self.uv.cpu().numpy(), image=Image.fromarray(self.texture)
-            )
+            # white factors: viewers multiply the texture by baseColorFactor (glTF) / Kd (OBJ)
+            material = trimesh.visual.material.PBRMaterial(
+                name="texture", baseColorTexture=Image.fromarray(self.texture), baseColorFactor=[255, 255, 255, 255],
+                metallicFactor=0.0, roughnessFactor=1.0)
+            kwargs["visual"] = trimesh.visual.TextureVisuals(uv=self.uv.cpu().numpy(), material=material)
         elif self.vertex_colors is not None:
             rgb = (self.vertex_colors.detach().cpu().numpy().clip(0, 1) * 255).astype(np.uint8)
             kwargs["vertex_colors"] = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1)
@@ -126,11 +128,33 @@ class Mesh:
         return mesh
 
     def export(self, path: str | Path) -> Path:
-        """Write .ply / .obj / .glb whole or not at all (temporary file, then rename)."""
+        """Write .ply / .obj / .glb, each file whole or not at all (temporary file, then rename).
+
+        A textured mesh (``uv`` + ``texture``) is written as .glb with a ``baseColorTexture`` (PNG inside the file)
+        or as .obj + ``<stem>.mtl`` + ``<stem>.png`` beside it (written before the .obj); .ply has no texture
+        support in common viewers, so it keeps the vertex colours (the texture is dropped).
+        """
         path = Path(path)
-        if path.suffix.lower() not in MESH_FORMATS:
+        suffix = path.suffix.lower()
+        if suffix not in MESH_FORMATS:
             raise ValueError(f"unsupported mesh format {path.suffix!r} for {path}; use one of {MESH_FORMATS}")
+        textured = self.uv is not None and self.texture is not None
+        if suffix == ".ply" and textured:
+            return Mesh(self.vertices, self.faces, self.vertex_colors).export(path)
         tm = self.to_trimesh()
+        if suffix == ".obj" and textured:
+            from trimesh.exchange.obj import export_obj
+
+            tm.visual.material.name = path.stem
+            text, files = export_obj(tm, include_normals=False, return_texture=True, mtl_name=f"{path.stem}.mtl")
+            if "vt " not in text or f"{path.stem}.mtl" not in files:
+                raise RuntimeError(f"trimesh did not write the texture coordinates / material of {path}")
+            for name, data in files.items():
+                with atomic_path(path.parent / name) as tmp:
+                    tmp.write_bytes(data)
+            with atomic_path(path) as tmp:
+                tmp.write_text(text)
+            return path
         with atomic_path(path) as tmp:
-            tm.export(tmp, file_type=path.suffix.lower()[1:])
+            tm.export(tmp, file_type=suffix[1:])
         return path
