@@ -18,7 +18,10 @@ def run(device: str, method: str, steps: int):
 
     cfg = SJCConfig(method=method, n_steps=steps, seed=0, field=FieldConfig(grid_size=16), progress=False,
                     device=device, zero123_weights=None)
-    pipe = Zero123Pipeline.from_config("configs/zero123/tiny.yaml", device=device, seed=0)
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "zero123" / "tiny.yaml"
+    pipe = Zero123Pipeline.from_config(tiny, device=device, seed=0)
     yy, xx = np.mgrid[:256, :256] / 256
     image = torch.ones(1, 3, 256, 256, dtype=torch.float64)
     image[:, 0, torch.from_numpy((xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.05)] = -0.6
