@@ -5,8 +5,8 @@ Layout (spec 3.1): ``model_index.json`` (with ``ramping_coefficients``) + ``unet
 Every network is built from its ``config.json`` and loaded **strictly**: missing, unexpected or mis-shaped keys
 raise :class:`Zero123PlusWeightsError` naming them (no remote code, no silent random init). Also:
 
-* a replacement UNet state-dict file (InstantMesh ``diffusion_pytorch_model.bin``: plain UNet keys; our and
-  InstantMesh's training checkpoints with ``unet.unet.`` / ``unet.`` prefixes are stripped);
+* a replacement UNet state-dict file (InstantMesh ``diffusion_pytorch_model.bin``: plain UNet keys; the raw UNet
+  of our (``model.unet.unet.``) and InstantMesh's (``unet.unet.``) Lightning checkpoints);
 * a ControlNet folder (``sudo-ai/controlnet-zp11-depth-v1`` layout: ``config.json`` + weights).
 """
 from __future__ import annotations
@@ -69,12 +69,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+#: Where the plain UNet sits in training checkpoints: ours (``Zero123PlusLitModule.model.unet.unet``), InstantMesh's
+#: (``MVDiffusion.unet`` = the official wrapper, ``unet.unet``), a bare official wrapper (``unet``).
+UNET_PREFIXES = ("model.unet.unet.", "unet.unet.", "unet.")
+
+
 def strip_unet_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Plain UNet keys from a wrapper / Lightning checkpoint (``unet.unet.<key>`` or ``unet.<key>``)."""
-    for prefix in ("unet.unet.", "unet."):
-        keys = [k for k in sd if k.startswith(prefix)]
-        if keys and len(keys) == len([k for k in sd if not k.startswith(("ema", "controlnet."))]):
-            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    """Plain UNet keys from a training checkpoint or wrapper state dict (the first of :data:`UNET_PREFIXES` found;
+    other entries such as the VAE or EMA buffers are dropped). A plain state dict is returned as it is (no UNet key
+    starts with ``unet.``)."""
+    for prefix in UNET_PREFIXES:
+        sub = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        if sub:
+            return sub
     return sd
 
 

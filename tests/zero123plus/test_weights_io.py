@@ -107,13 +107,17 @@ def test_save_pretrained_round_trip(tiny, tmp_path):
     assert again.model.scheduler_config["timestep_spacing"] == pipe.model.scheduler_config["timestep_spacing"]
 
 
-@pytest.mark.parametrize("prefix", ["", "unet.unet."])
+@pytest.mark.parametrize("prefix", ["", "unet.unet.", "model.unet.unet."])
 def test_instantmesh_unet_file(tiny, tmp_path, prefix):
-    """A plain UNet state dict (.bin, InstantMesh) or a training checkpoint's wrapper keys replace the UNet."""
+    """A plain UNet state dict (.bin, InstantMesh) or the UNet of a Lightning checkpoint (InstantMesh's
+    ``unet.unet.``, ours ``model.unet.unet.``, beside other modules' keys) replaces the UNet."""
     pipe = Zero123PlusPipeline.from_pretrained(tiny)
     sd = {k: v + 1.0 for k, v in pipe.model.unet.unet.state_dict().items()}
     path = tmp_path / "diffusion_pytorch_model.bin"
-    torch.save({f"{prefix}{k}": v for k, v in sd.items()}, path)
+    saved = {f"{prefix}{k}": v for k, v in sd.items()}
+    if prefix:
+        saved = {"state_dict": {**saved, "model.vae.encoder.conv_in.weight": torch.zeros(1), "ema.shadow_0": torch.zeros(1)}}
+    torch.save(saved, path)
     cfg = load_zero123plus_config(variant="instantmesh")
     im = Zero123PlusPipeline.from_pretrained(tiny, cfg, unet=path)
     got = im.model.unet.unet.state_dict()
