@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             pre = preprocess_image(image_path, pre_cfg, download=False)
             image01 = pre.image.astype(np.float32) / 255.0
         opt = optimiser_for_image(cfg, image01, pipe)
-    except (ConfigError, MissingWeightsError, PreprocessError, SJCError) as exc:
+    except MissingWeightsError as exc:
+        print(f"error: {exc}\n(here the config key is zero123_weights: --set zero123_weights=/path/to/zero123.ckpt)",
+              file=sys.stderr)
+        return 2
+    except (ConfigError, PreprocessError, SJCError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if cfg.zero123_weights is None:

@@ -75,7 +75,7 @@ def test_missing_weights_stop_at_once(pikachu, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = run_cli(pikachu, "--config", TINY, "--output", tmp_path, "--set", "zero123_weights=default")
     err = capsys.readouterr().err
-    assert code == 2 and "zero123" in err.lower() and "error:" in err
+    assert code == 2 and "zero123" in err.lower() and "error:" in err and "zero123_weights" in err
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
