@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             image01 = pre.image.astype(np.float32) / 255.0
         opt = optimiser_for_image(cfg, image01, pipe)
     except MissingWeightsError as exc:
-        print(f"error: {exc}\n(here the config key is zero123_weights: --set zero123_weights=/path/to/zero123.ckpt)",
+        print(f"error: {exc}\n(for this method: --set zero123_weights=/path/to/zero123.ckpt; random-weight smoke "
+              "test: --config configs/sjc/tiny.yaml)",
               file=sys.stderr)
         return 2
     except (ConfigError, PreprocessError, SJCError) as exc:
