@@ -76,11 +76,9 @@ def variance_mean_cost(features: torch.Tensor, coords: torch.Tensor, voxel_size:
     out = []
     for part in coords.split(chunk):
         grid, visible = project_points(voxel_positions(part, voxel_size), proj_mats, w, h)
-        sampled = F.grid_sample(features, grid[:, None], padding_mode="zeros", align_corners=True)  # (V,C,1,n)
-        sampled = sampled[:, :, 0].permute(2, 0, 1)  # (n, V, C)
-        inv_count = 1.0 / (visible.sum(0).to(features.dtype) + 1e-5)
-        total = sampled.sum(1)
-        total_sq = (sampled ** 2).sum(1)
-        mean = total * inv_count[:, None]
-        out.append(torch.cat([total_sq * inv_count[:, None] - mean ** 2, mean], 1))
+        sampled = F.grid_sample(features, grid[:, None], padding_mode="zeros", align_corners=True)[:, :, 0]  # (V,C,n)
+        inv_count = 1.0 / (visible.sum(0).to(features.dtype) + 1e-5)  # (n,)
+        mean = sampled.sum(0) * inv_count  # (C, n): sums over the views, no (n, V, C) copy
+        variance = sampled.square().sum(0) * inv_count - mean ** 2
+        out.append(torch.cat([variance, mean], 0).t())
     return torch.cat(out) if out else features.new_zeros(0, 2 * c)

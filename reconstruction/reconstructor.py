@@ -201,9 +201,20 @@ class Reconstructor:
                                  coarse_stride=cfg.band_coarse_stride, device=self.device)
 
     def normals(self, encoding: SceneEncoding, points: torch.Tensor) -> torch.Tensor:
-        """(P, 3) unit SDF gradients (official: ``F.normalize(grad, eps=1e-6)``, pointing outwards)."""
-        grad = self.query(encoding, points, with_gradient=True).gradient
-        return F.normalize(grad, p=2, dim=-1, eps=1e-6)
+        """(P, 3) unit SDF gradients (official: ``F.normalize(grad, eps=1e-6)``, pointing outwards).
+
+        Differentiates the SDF output alone (:meth:`SparseSdfNetwork.sdf_only`), chunked by ``point_chunk``.
+        """
+        net = self.model.sdf_network_lod0
+        grads = []
+        for pts in points.to(self.device, torch.float32).split(self.config.point_chunk):
+            with torch.enable_grad():
+                pts = pts.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(net.sdf_only(pts, encoding.volume).sum(), pts)
+            grads.append(grad)
+        if not grads:
+            return points.new_zeros(0, 3)
+        return F.normalize(torch.cat(grads), p=2, dim=-1, eps=1e-6)
 
     @torch.no_grad()
     def blending_inputs(self, encoding: SceneEncoding, points: torch.Tensor, view_dirs: torch.Tensor

@@ -25,8 +25,29 @@ def test_inplace_abn_uses_abs_gamma_batch_stats_and_leaky_relu():
     var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
     y = (x - mean) * (norm.weight.abs() + 1e-5).view(1, -1, 1, 1) / torch.sqrt(var + 1e-5) + norm.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(norm(x), F.leaky_relu(y, 0.01))
-    # running statistics move towards the (unbiased) batch statistics
-    assert torch.all(norm.running_mean < 5.0)
+    # running statistics move towards the batch statistics, the variance unbiased (inplace_abn 1.1 semantics)
+    count = x.numel() // 4
+    torch.testing.assert_close(norm.running_mean, 0.9 * 5.0 + 0.1 * mean.flatten())
+    torch.testing.assert_close(norm.running_var, 0.9 * 1.0 + 0.1 * var.flatten() * count / (count - 1))
+    assert int(norm.num_batches_tracked) == 1
+
+
+def test_inplace_abn_gradients_match_the_formula():
+    torch.manual_seed(1)
+    norm = InPlaceABNCompat(3)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.8, -1.3, 0.4]))
+    x = (torch.randn(2, 3, 4, 5) * 1.5).requires_grad_(True)
+    g = torch.randn(2, 3, 4, 5)
+    grads = torch.autograd.grad((norm(x) * g).sum(), (x, norm.weight, norm.bias))
+    x2 = x.detach().clone().requires_grad_(True)
+    w, b = norm.weight.detach().clone().requires_grad_(True), norm.bias.detach().clone().requires_grad_(True)
+    mean = x2.mean(dim=(0, 2, 3), keepdim=True)
+    var = x2.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    y = (x2 - mean) * (w.abs() + 1e-5).view(1, -1, 1, 1) / torch.sqrt(var + 1e-5) + b.view(1, -1, 1, 1)
+    expected = torch.autograd.grad((F.leaky_relu(y, 0.01) * g).sum(), (x2, w, b))
+    for ours, ref in zip(grads, expected):
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
 
 
 def test_inplace_abn_eval_mode_uses_running_stats():
