@@ -30,7 +30,8 @@ class Zero123PlusOutput:
 
     Attributes:
         grids: (B, H, W, 3) uint8 grids (960x640 for the real model), view k at tile (k // 2, k % 2).
-        views: B :class:`Views` of six (3, H/3, W/2) images in [0, 1] (k/255) with their cameras.
+        views: B :class:`Views` of six (3, H/3, W/2) images in [0, 1] (k/255) with their cameras; the background is
+            the variant's (grey for v1.x, white for InstantMesh), not necessarily white like other ``Views``.
         latents: (B, 4, H/8, W/8) final latents in the scaled diffusion space.
     """
 
