@@ -1,46 +1,38 @@
-"""Single image (or folder, or text prompt) -> coloured 3D mesh with One-2-3-45. Thin CLI over ``pipeline.py``.
+"""Single image (or folder, or text prompt) -> coloured 3D mesh. Thin CLI over the ``pipeline/`` package.
 
     python infer.py IMAGE|DIR [--output DIR] [--polar-deg DEG | --elevation-deg DEG] [--mesh-resolution 256]
                     [--format ply|obj|glb] [--device cuda|cpu] [--half] [--seed N] [--config YAML]
+                    [--generator one2345|zero123plus|zero123plus_nearby]
     python infer.py --prompt "a kungfu cat" [...]
     python infer.py IMAGE|DIR --method sjc|sds [--config configs/sjc/official.yaml] [...]   # Zero-1-to-3's own
                     per-shape optimisation (sjc_pipeline.py; outputs of scripts/optimise_sjc.py)
 
 Per input, ``<output>/<image stem>/`` receives (the folder is written whole or not at all):
-``mesh.<format>``, ``input.png`` (the preprocessed 256x256 conditioning image), ``views.png`` (8 columns =
-first-stage views 0..3 + second ring, row 0 = that view, rows 1-4 = its nearby views j = 0..3),
+``mesh.<format>``, ``input.png`` (the preprocessed 256x256 conditioning image), ``views.png`` (the generator's
+layout: one2345: 8 columns = first-stage views 0..3 + second ring, row 0 = that view, rows 1-4 = its nearby views
+j = 0..3; zero123plus: the 3x2 grid; zero123plus_nearby: 6 columns as one2345's),
 ``turntable.png`` (8 renders of the mesh around the object), ``result.json`` and ``config.yaml``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 from data import conventions as conv
-from data.config import ConfigError, config_to_yaml
-from data.io import atomic_directory
+from data.config import ConfigError
 from data.preprocess import PreprocessError, load_image
 from data.weights import MissingWeightsError, resolve_all
+from pipeline.registry import GENERATORS
+# the output writers live in pipeline/writers.py (re-exported here: infer.views_grid, infer.turntable, ...)
+from pipeline.writers import (MESH_FRAME_EXPORT, MESH_FRAME_WORLD, export_mesh, result_record,  # noqa: F401
+                              turntable, views_grid, write_outputs)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "infer" / "default.yaml"
-MESH_FRAME_WORLD = (
-    "One-2-3-45 world frame (= pose.json): +z up, object near the origin (longest side ~1), input camera at "
-    "azimuth 30 deg (azimuth 0 on -y, increasing towards +x), radius 1.2, polar angle = polar_deg"
-)
-MESH_FRAME_EXPORT = (
-    "official .obj/.glb export frame: world (x, y, z) -> (x, z, y), i.e. y up; a reflection of the world "
-    "frame, faces reversed (see data/conventions.py EXPORT_FRAME_FROM_WORLD)"
-)
+GENERATOR_NAMES = tuple(GENERATORS)
 
 
 class UsageError(ValueError):
@@ -66,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", choices=("auto", "alpha", "rembg", "sam", "grabcut", "none"),
                    help="background removal (none: use the image as it is)")
     p.add_argument("--prompt", help="make the input image from this text with a text-to-image model")
+    p.add_argument("--generator", choices=tuple(GENERATOR_NAMES),
+                   help="view generator (default: the config's, one2345): one2345 | zero123plus (six Zero123++ "
+                        "views straight to reconstruction) | zero123plus_nearby (+ Zero123 nearby views, released "
+                        "reconstruction)")
     p.add_argument("--method", choices=("one2345", "sjc", "sds"), default="one2345",
                    help="one2345 (feed-forward, default) | sjc: Zero-1-to-3's own per-shape optimisation "
                         "(official 3drec SJC) | sds: the same with threestudio-style SDS (scripts/optimise_sjc.py)")
@@ -81,7 +77,8 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     if args.elevation_deg is not None:
         out.append(f"elevation_policy.polar_deg={float(conv.elevation_to_polar_deg(args.elevation_deg))}")
     for flag, key in (("on_elevation_failure", "elevation_policy.on_failure"), ("mesh_resolution", "mesh_resolution"),
-                      ("device", "device"), ("seed", "seed"), ("segmenter", "preprocess.segmenter")):
+                      ("device", "device"), ("seed", "seed"), ("segmenter", "preprocess.segmenter"),
+                      ("generator", "generator")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
     if args.half:
@@ -123,109 +120,6 @@ def check_readable(images: list[Path]) -> None:
 def check_output_root(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output {path} is a file; give a folder path (it is created if missing)")
-
-
-def views_grid(out) -> Image.Image:
-    """(5 x 256) x (8 x 256) grid: column k = first-stage view k (row 0) and its nearby views j (rows 1-4)."""
-    first, nearby = out.first_stage, out.nearby
-    size = first.images.shape[-1]
-    grid = np.full((5 * size, len(first) * size, 3), 255, np.uint8)
-    to_u8 = lambda t: (t.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)  # noqa: E731
-    for col, name in enumerate(first.names):
-        grid[:size, col * size:(col + 1) * size] = to_u8(first.images[col])
-        for j in range(4):
-            img = nearby.images[nearby.names.index(f"{name}_{j}")]
-            grid[(j + 1) * size:(j + 2) * size, col * size:(col + 1) * size] = to_u8(img)
-    return Image.fromarray(grid)
-
-
-def turntable(mesh, polar_deg: float, frames: int = 8, size: int = conv.IMAGE_SIZE) -> Image.Image:
-    """A strip of ``frames`` CPU renders of the world-frame mesh around +z at the input's polar angle."""
-    from data.cameras import Cameras
-    from data.render import RenderConfig, render_mesh
-
-    azimuths = [conv.INPUT_AZIMUTH_DEG + k * 360.0 / frames for k in range(frames)]
-    cams = Cameras.from_spherical([polar_deg] * frames, azimuths, conv.CAMERA_RADIUS, size_px=size)
-    rgb = render_mesh(mesh, cams, RenderConfig()).rgb  # (N, H, W, 3) or (N, 3, H, W) in [0, 1]
-    rgb = torch.as_tensor(rgb)
-    if rgb.shape[1] == 3:
-        rgb = rgb.permute(0, 2, 3, 1)
-    strip = torch.cat(list(rgb), dim=1).clamp(0, 1).numpy()
-    return Image.fromarray((strip * 255 + 0.5).astype(np.uint8))
-
-
-def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str) -> dict:
-    """result.json: what ran (``ran``, ``half``, ``weights`` come from the run, not from the request), the angle,
-    timings and every warning of the run."""
-    est = out.estimate
-    return {
-        "input": input_name,
-        "label": cfg.label,
-        "random_weights": list(out.random_weight_stages),
-        "mesh": {"file": mesh_file, "format": fmt, "vertices": out.mesh.num_vertices, "faces": out.mesh.num_faces,
-                 "frame": MESH_FRAME_EXPORT if f".{fmt}" in conv.EXPORT_FRAME_FORMATS else MESH_FRAME_WORLD,
-                 "vertex_colors": out.mesh.vertex_colors is not None},
-        "polar_deg": out.polar_deg,
-        "elevation_deg": out.elevation_deg,
-        "polar_source": out.polar_source,
-        "fallback_used": out.polar_source == "fallback",
-        "elevation_failure": out.elevation_failure,
-        "elevation_failure_reason": getattr(out, "elevation_failure_reason", None),
-        "confidence": None if est is None else float(est.confidence),
-        "estimated_polar_deg_raw": None if est is None else float(est.polar_deg),
-        "elevation_estimate": None if est is None or not hasattr(est, "to_dict") else est.to_dict(),
-        "timings_s": {k: round(v, 4) for k, v in out.timings.items()},
-        "total_s": round(sum(out.timings.values()), 4),
-        "cpu_timings_s": {k: round(v, 4) for k, v in out.cpu_timings.items()},
-        "peak_memory_gb": {k: round(v, 3) for k, v in getattr(out, "peak_memory_gb", {}).items()},
-        "peak_memory_note": ("CUDA allocator peak per stage" if out.ran["device"].startswith("cuda")
-                             else "process peak resident set so far (CPU: no per-stage figure)"),
-        "seed": out.seed,
-        "view_seeds": out.view_seeds,
-        "ran": dict(out.ran),
-        "device": out.ran["device"],
-        "half": out.ran["zero123_dtype"] == "float16",
-        "weights": dict(out.weights),
-        "preprocess": {"method": out.input.method, "bbox_xywh": list(out.input.bbox)},
-        "views_grid": {"file": "views.png", "rows": 5, "cols": len(out.first_stage),
-                       "columns": list(out.first_stage.names), "row_0": "first-stage view",
-                       "rows_1_4": "nearby views j = 0..3 (dpolar -10, +10, dazimuth -10, +10)"},
-        "warnings": out.warnings,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-    }
-
-
-def export_mesh(mesh, path: Path) -> Path:
-    """Write a world-frame mesh; .obj/.glb get the official export frame (data.conventions), .ply stays as is."""
-    if path.suffix.lower() in conv.EXPORT_FRAME_FORMATS:
-        mesh = mesh.transformed(torch.from_numpy(conv.EXPORT_FRAME_FROM_WORLD),
-                                flip_winding=conv.EXPORT_FRAME_FLIPS_WINDING)
-    return mesh.export(path)
-
-
-def write_outputs(out, cfg, folder: Path, fmt: str, input_name: str,
-                  extra_images: dict[str, Image.Image] | None = None) -> Path:
-    """Everything for one input, written into a temporary folder renamed onto ``folder`` at the end."""
-    preview_note = None
-    try:
-        preview = turntable(out.mesh, out.polar_deg)
-    except Exception as exc:  # the CPU renderer needs EGL/OSMesa or embree; the mesh itself is still valid
-        preview, preview_note = None, f"turntable preview not rendered: {type(exc).__name__}: {exc}"
-        out.warnings.append(preview_note)
-    record = result_record(out, cfg, input_name=input_name, mesh_file=f"mesh.{fmt}", fmt=fmt)
-    record["turntable"] = None if preview is None else {"file": "turntable.png", "frames": 8,
-                                                        "polar_deg": out.polar_deg}
-    with atomic_directory(folder) as tmp:
-        export_mesh(out.mesh, tmp / f"mesh.{fmt}")
-        Image.fromarray(out.input.image).save(tmp / "input.png")
-        views_grid(out).save(tmp / "views.png")
-        if preview is not None:
-            preview.save(tmp / "turntable.png")
-        for name, img in (extra_images or {}).items():
-            img.save(tmp / name)
-        (tmp / "config.yaml").write_text(config_to_yaml(cfg))
-        (tmp / "result.json").write_text(json.dumps(record, indent=2))
-    return folder
 
 
 def _slug(text: str) -> str:
@@ -270,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.method != "one2345":
         return run_sjc(args)
-    from pipeline import One2345Pipeline, PipelineError, load_pipeline_config, required_weights, text_to_image
+    from pipeline import PipelineError, build_pipeline, load_pipeline_config, required_weights, text_to_image
 
     try:
         cfg = load_pipeline_config(args.config, overrides=config_overrides(args))
@@ -279,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = list_inputs(args)
         check_readable(inputs)
         paths = resolve_all(required_weights(cfg, text_prompt=bool(args.prompt)))  # before any work
-        pipe = One2345Pipeline.from_config(cfg, weight_paths={k: v for k, v in paths.items() if k != "text2image"})
+        pipe = build_pipeline(cfg, weight_paths={k: v for k, v in paths.items() if k != "text2image"})
     except (UsageError, ConfigError, MissingWeightsError, PreprocessError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -306,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {name}: {exc}", file=sys.stderr)
             failures += 1
             continue
-        src = {"user": "given", "estimated": "estimated", "fallback": "FALLBACK"}[out.polar_source]
-        print(f"{name}: polar {out.polar_deg:g} deg ({src}), elevation {out.elevation_deg:g} deg, "
-              f"{out.mesh.num_vertices} vertices, {sum(out.timings.values()):.1f} s -> {folder}")
+        if out.polar_deg is None:
+            angle = f"{out.generator}: {len(out.sources)} views at known poses"
+        else:
+            src = {"user": "given", "estimated": "estimated", "fallback": "FALLBACK"}[out.polar_source]
+            angle = f"polar {out.polar_deg:g} deg ({src}), elevation {out.elevation_deg:g} deg"
+        print(f"{name}: {angle}, {out.mesh.num_vertices} vertices, {sum(out.timings.values()):.1f} s -> {folder}")
     return 1 if failures else 0
 
 

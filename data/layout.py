@@ -229,3 +229,47 @@ def split_grid(grid_images: torch.Tensor, grid: tuple[int, int] = ZERO123PLUS_GR
     h, w = hh // rows, ww // cols
     x = grid_images.reshape(*lead, c, rows, h, cols, w).transpose(-3, -2)  # (..., C, rows, cols, h, w)
     return x.movedim(-5, -3).reshape(*lead, rows * cols, c, h, w)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generator layouts built on the Zero123++ table (pipeline generators ``zero123plus`` and ``zero123plus_nearby``)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Polar angle (deg) given to the reference camera of the Zero123++ generators: the input's own polar angle is
+#: unknown to them (Zero123++ places its views at absolute elevations), so the reference frame of the
+#: reconstruction is the camera at the input's azimuth on the horizon. It only orients the cost volume's frame.
+ZERO123PLUS_REFERENCE_POLAR_DEG = 90.0
+
+
+def zero123plus_reference_camera(
+    pose_set: str, input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG, tile_px: int = ZERO123PLUS_TILE_PX,
+    radius: float | None = None, dtype: torch.dtype = torch.float32,
+) -> Cameras:
+    """The 1-camera reference of the ``zero123plus`` generator: at the input's azimuth, polar
+    :data:`ZERO123PLUS_REFERENCE_POLAR_DEG`, with the six views' radius and field of view."""
+    focal = conv.fov_to_focal(ZERO123PLUS_FOV_DEG[_pose_set(pose_set)], tile_px)
+    r = zero123plus_radius(pose_set) if radius is None else float(radius)
+    return Cameras.from_spherical([ZERO123PLUS_REFERENCE_POLAR_DEG], [input_azimuth_deg], r, focal_px=focal,
+                                  size_px=tile_px, dtype=dtype)
+
+
+def zero123plus_rig_views(pose_set: str, input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG) -> list[ViewSpec]:
+    """The six Zero123++ views as views of the One-2-3-45 rig (radius 1.2, f 280 px at 256 px): same angles.
+
+    :func:`zero123plus_radius` gives the six views the rig's framing (``r tan(fov / 2)`` equal), so a view tile
+    resized to 256 px is the rig's view at the same angles up to perspective (v1.2: 30 deg FOV against the rig's
+    49 deg; v1.1: identical). Zero123 conditions on them at these angles.
+    """
+    return zero123plus_views(pose_set, input_azimuth_deg)
+
+
+def zero123plus_nearby_views(pose_set: str, input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG) -> list[ViewSpec]:
+    """The 24 nearby views of the ``zero123plus_nearby`` generator: the 4 nearby views (``NEARBY_DELTAS_DEG``,
+    names ``k_j``) around each of the six Zero123++ views (rig cameras via :func:`cameras_for`), in order k, j."""
+    return [v for parent in zero123plus_rig_views(pose_set, input_azimuth_deg) for v in nearby_views(parent)]
+
+
+def zero123plus_nearby_reference(input_azimuth_deg: float = conv.INPUT_AZIMUTH_DEG) -> list[ViewSpec]:
+    """The reference view of ``zero123plus_nearby`` (a rig view): the input's azimuth on the horizon."""
+    p = ZERO123PLUS_REFERENCE_POLAR_DEG
+    return [ViewSpec("reference", p, input_azimuth_deg, 0.0, 0.0, "input")]

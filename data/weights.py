@@ -62,6 +62,8 @@ class WeightSpec:
         allow_patterns: for whole-repo snapshots from the default repo, the files to fetch (None = all).
         extra: weights of a separate system (Zero123++), not part of One-2-3-45's chain: fetched by
             ``scripts/download_weights.py`` only when named with ``--only``.
+        unreleased: how to make the file when no released copy exists (then there is no default source, and
+            the missing-weights message says this instead of where to download it).
     """
 
     name: str
@@ -75,6 +77,7 @@ class WeightSpec:
     optional: bool = False
     allow_patterns: tuple[str, ...] | None = None
     extra: bool = False
+    unreleased: str | None = None
 
     @property
     def default_source(self) -> str:
@@ -169,6 +172,17 @@ REGISTRY: dict[str, WeightSpec] = {
             None,
             optional=True,
             extra=True,
+        ),
+        WeightSpec(
+            "reconstruction_zero123plus",
+            "cost-volume SDF reconstruction network trained for the six Zero123++ views (generator zero123plus)",
+            optional=True,
+            extra=True,
+            unreleased=(
+                "no released checkpoint exists: train one with python train.py --config "
+                "configs/train/reconstruction_zero123plus_cpu.yaml (official ckpt_215000.pth layout) and pass "
+                "--set weights.reconstruction_zero123plus=PATH"
+            ),
         ),
     )
 }
@@ -305,6 +319,8 @@ def try_resolve(name: str, source: str | None = None, *, download: bool = True) 
         ``(path, "")`` when found (downloading it first if needed and allowed), else ``(None, reason)``.
     """
     spec = REGISTRY[name]
+    if source in (None, "", "default") and not spec.default_source:
+        return None, spec.unreleased or "no default location; give a local path"
     source = spec.default_source if source in (None, "", "default") else str(source)
     local = Path(source).expanduser()
     if not source.startswith(("hf://", "http://", "https://")) and local.exists():
@@ -357,7 +373,8 @@ def resolve_all(requests: Mapping[str, str | None], *, download: bool = True) ->
         path, reason = try_resolve(name, source, download=download)
         if path is None:
             spec = REGISTRY[name]
-            missing.append((spec, source if source not in (None, "", "default") else spec.default_source, reason))
+            given = source not in (None, "", "default")
+            missing.append((spec, source if given else (spec.default_source or "(no released file)"), reason))
         else:
             found[name] = path
     if missing:

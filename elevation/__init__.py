@@ -11,6 +11,7 @@ off) is the official-parity mode.
 """
 from elevation.config import ElevationConfig, MatcherConfig, SolverConfig
 from elevation.estimator import ElevationEstimator, build_matcher
+from elevation.loftr import LoFTRMatcher, LoFTRWeightsError, build_loftr
 from elevation.matches import MatchSet
 from elevation.result import ElevationError, ElevationEstimate
 
@@ -19,8 +20,11 @@ __all__ = [
     "ElevationError",
     "ElevationEstimate",
     "ElevationEstimator",
+    "LoFTRMatcher",
+    "LoFTRWeightsError",
     "MatchSet",
     "MatcherConfig",
     "SolverConfig",
+    "build_loftr",
     "build_matcher",
 ]

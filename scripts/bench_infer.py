@@ -1,4 +1,4 @@
-"""Time the whole One-2-3-45 chain per stage (pipeline.py) and print a table; saves JSON.
+"""Time the whole chain per stage (the pipeline/ package, the config's generator) and print a table; saves JSON.
 
     python scripts/bench_infer.py IMAGE [--config configs/infer/tiny.yaml] [--runs 2] [--polar-deg DEG]
                                   [--output outputs/bench_infer.json]
@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.io import write_text_atomic  # noqa: E402
-from pipeline import One2345Pipeline, load_pipeline_config  # noqa: E402
+from pipeline import build_pipeline, load_pipeline_config  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = ["progress=false"] + ([f"elevation_policy.polar_deg={args.polar_deg}"] if args.polar_deg else [])
     cfg = load_pipeline_config(args.config, overrides=overrides)
     load_avg_start = os.getloadavg()[0]
-    pipe = One2345Pipeline.from_config(cfg)
+    pipe = build_pipeline(cfg)
     if pipe.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(pipe.device)
     runs = []

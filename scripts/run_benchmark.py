@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="one2345", choices=["one2345", "sjc", "sds"],
                    help="one2345 (feed-forward) or Zero-1-to-3's per-shape optimisation (sjc_pipeline.py): "
                         "sjc (official 3drec score) or sds (threestudio-style SDS)")
+    p.add_argument("--generator", help="method one2345: the view generator (one2345 | zero123plus | "
+                                       "zero123plus_nearby; default: the config's), so generators compare on one "
+                                       "benchmark")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="pipeline config override")
     p.add_argument("--eval-set", action="append", default=[], metavar="KEY=VALUE", help="protocol override")
     p.add_argument("--polar-deg", type=float, help="known input polar angle (deg from +z); skips estimation")
@@ -145,20 +148,21 @@ def make_sjc_predictor(method: str, config: str | None, overrides: list[str], de
 
 def make_predictor(config: str | None, overrides: list[str], device: str, polar_deg: float | None,
                    method: str = "one2345"):
-    """``predict(image_path, object_name) -> (Mesh, info)`` backed by ``pipeline.One2345Pipeline`` (or, for
-    ``method`` sjc / sds, by ``sjc_pipeline``)."""
+    """``predict(image_path, object_name) -> (Mesh, info)`` backed by the configured generator of ``pipeline``
+    (or, for ``method`` sjc / sds, by ``sjc_pipeline``)."""
     if method != "one2345":
         return make_sjc_predictor(method, config, overrides, device, polar_deg)
-    from pipeline import One2345Pipeline, load_pipeline_config  # composed here, never inside data/
+    from pipeline import build_pipeline, load_pipeline_config  # composed here, never inside data/
 
     config = config or str(DEFAULT_PIPELINE_CONFIG)
 
     cfg = load_pipeline_config(config, overrides=list(overrides) + [f"device={device}"])
-    pipe = One2345Pipeline.from_config(cfg)
+    pipe = build_pipeline(cfg)
 
     def predict(image_path: Path, name: str):
         out = pipe(image_path, polar_deg=polar_deg, source_name=name)
-        info = {"polar_deg": out.polar_deg, "polar_source": out.polar_source, "timings": out.timings,
+        info = {"generator": out.generator, "polar_deg": out.polar_deg, "polar_source": out.polar_source,
+                "timings": out.timings,
                 "seed": out.seed, "warnings": out.warnings, "random_weight_stages": list(out.random_weight_stages),
                 "mesh_frame": "pose.json world frame (input camera at azimuth 30 deg)"}
         return out.mesh, info
@@ -206,7 +210,8 @@ def main(argv=None) -> int:
             if not args.images:
                 raise ValueError("--images is required unless --skip-inference")
             todo = [n for n in mine if not bm.is_predicted(args.out, n)]
-            predictor = make_predictor(args.config, args.set, args.device, args.polar_deg,
+            sets = list(args.set) + ([f"generator={args.generator}"] if args.generator else [])
+            predictor = make_predictor(args.config, sets, args.device, args.polar_deg,
                                        args.method) if todo else None
             statuses = bm.run_predictions(mine, args.images, args.out, predictor, progress=not args.no_progress)
             for s in statuses:
