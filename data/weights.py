@@ -179,9 +179,9 @@ REGISTRY: dict[str, WeightSpec] = {
             optional=True,
             extra=True,
             unreleased=(
-                "no released checkpoint exists: train one with python train.py --config "
-                "configs/train/reconstruction_zero123plus_cpu.yaml (official ckpt_215000.pth layout) and pass "
-                "--set weights.reconstruction_zero123plus=PATH"
+                "no released checkpoint exists: train one with python scripts/bench_train_reconstruction.py "
+                "--layout zero123plus (config configs/train/reconstruction_zero123plus_cpu.yaml; CPU, renders of "
+                "../shared/data/meshes) and pass --set weights.reconstruction_zero123plus=OUT/train/checkpoints/last.ckpt"
             ),
         ),
     )

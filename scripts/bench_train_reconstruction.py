@@ -5,6 +5,12 @@ visual hull carved from the same views' masks.
 
     python scripts/bench_train_reconstruction.py --config configs/train/reconstruction_cpu.yaml \
         --output outputs/bench_train_reconstruction [key=value ...]
+    python scripts/bench_train_reconstruction.py --layout zero123plus|zero123plus_nearby --output DIR [key=value ...]
+
+``--layout`` picks the views (the generators of ``pipeline/``): One-2-3-45's 32 nearby views (default), the 24
+nearby views of ``zero123plus_nearby``, or the six Zero123++ views of ``zero123plus`` (v1.2 table, FOV and radius);
+the same meshes, split and budget otherwise. The last checkpoint (``<output>/train/checkpoints/last.ckpt``, official
+key layout) of a ``zero123plus`` run is what ``weights.reconstruction_zero123plus`` takes.
 
 Objects are rendered on the inference rig with the inference framing (``data.assets`` ``framing="rig"``: bounding
 sphere of radius ``data.conventions.RIG_OBJECT_RADIUS``, never cut by the image border). Per held-out object:
@@ -71,36 +77,73 @@ FRAMING = "rig"
 SURFACE_SAMPLES = 10_000
 
 
-def rig_cameras(polar_deg: float, size: int) -> Cameras:
-    """The 40 official views (8 main + 32 nearby) at ``size`` px."""
-    cams = layout.cameras_for(layout.schedule(polar_deg))
+#: Training / held-out view layouts (``--layout``): the views the reconstruction gets at inference per generator.
+LAYOUTS = ("one2345", "zero123plus_nearby", "zero123plus")
+#: Zero123++ pose set of the six-view layouts (the generators' default variant, instantmesh, uses v1.2's table).
+POSE_SET = "v1.2"
+
+
+def _resized(cams: Cameras, size: int) -> Cameras:
     k = cams.intrinsics.clone()
     k[:, :2] *= size / cams.width
     return Cameras(cams.c2w, k, size, size)
 
 
-def render_object(mesh: Mesh, uid: str, polar_deg: float, size: int) -> TrainingObject:
-    """Ground-truth renders of the 8 main views (targets, masks, depths) and the 32 nearby views (sources)."""
+def rig_cameras(polar_deg: float, size: int) -> Cameras:
+    """The 40 official views (8 main + 32 nearby) at ``size`` px."""
+    return _resized(layout.cameras_for(layout.schedule(polar_deg)), size)
+
+
+def layout_views(name: str, polar_deg: float, size: int) -> tuple[Cameras, tuple[str, ...], Cameras, tuple[str, ...]]:
+    """(main cameras, main names, source cameras, source names) of a layout at ``size`` px.
+
+    ``one2345``: the 8 first-stage views (view 0 = the input, polar ``polar_deg``) and their 32 nearby views.
+    ``zero123plus_nearby``: the input view and the six Zero123++ views on the rig (main), their 24 nearby views.
+    ``zero123plus``: the input view (rig) and the six Zero123++ views at their own cameras (v1.2 FOV and radius),
+    which are also the sources. Main view 0 is the input: the held-out reconstructions use it as reference.
+    """
+    if name == "one2345":
+        specs = layout.schedule(polar_deg)
+        return (rig_cameras(polar_deg, size)[torch.arange(8)], tuple(v.name for v in specs[:8]),
+                rig_cameras(polar_deg, size)[torch.arange(8, 40)], tuple(v.name for v in specs[8:]))
+    inp = layout.first_stage_views(polar_deg)[:1]
+    if name == "zero123plus_nearby":
+        six = layout.zero123plus_rig_views(POSE_SET)
+        near = layout.zero123plus_nearby_views(POSE_SET)
+        main = _resized(layout.cameras_for(inp + six), size)
+        return main, ("input", *(f"zp{v.name}" for v in six)), _resized(layout.cameras_for(near), size), tuple(
+            v.name for v in near)
+    if name == "zero123plus":
+        six = layout.zero123plus_cameras(POSE_SET, tile_px=size)
+        main = Cameras.cat([_resized(layout.cameras_for(inp), size), six])
+        names = tuple(f"zp{k}" for k in range(6))
+        return main, ("input", *names), six, names
+    raise ValueError(f"unknown layout {name!r}; known: {LAYOUTS}")
+
+
+def render_object(mesh: Mesh, uid: str, polar_deg: float, size: int, layout_name: str = "one2345") -> TrainingObject:
+    """Ground-truth renders of the layout's main views (targets, masks, depths) and source views."""
     from data.render import MeshRenderer, RenderConfig
 
-    cams = rig_cameras(polar_deg, size)
+    main, main_names, src, src_names = layout_views(layout_name, polar_deg, size)
     with MeshRenderer(mesh, RenderConfig(normals=False)) as renderer:
-        out = renderer.render(cams)
+        out = renderer.render(Cameras.cat([main, src]))
     masks = (out.alpha > 0.5).float()
-    main, near = slice(0, 8), slice(8, 40)
-    names = tuple(v.name for v in layout.schedule(polar_deg))
-    targets = Views(out.rgb[main], cams[main], masks[main], names[:8], "render")
-    sources = Views(out.rgb[near], cams[near], masks[near], names[8:], "render")
-    return TrainingObject(uid, targets, out.depth[main] * masks[main], sources)
+    m, n = len(main), len(main) + len(src)
+    targets = Views(out.rgb[:m], main, masks[:m], main_names, "render")
+    sources = Views(out.rgb[m:n], src, masks[m:n], src_names, "render")
+    return TrainingObject(uid, targets, out.depth[:m] * masks[:m], sources)
 
 
-def cached_object(mesh_root: Path, cache: Path, rel: str, up: str, polar: float, size: int) -> TrainingObject:
+def cached_object(mesh_root: Path, cache: Path, rel: str, up: str, polar: float, size: int,
+                  layout_name: str = "one2345") -> TrainingObject:
     uid = rel.split("/")[-2] if rel.count("/") >= 1 else rel
-    path = cache / f"{rel.replace('/', '__')}_p{polar:g}_s{size}_{FRAMING}.pt"
+    tag = "" if layout_name == "one2345" else f"_{layout_name}"
+    path = cache / f"{rel.replace('/', '__')}_p{polar:g}_s{size}_{FRAMING}{tag}.pt"
     if path.is_file():
         d = torch.load(path, weights_only=False)
         return TrainingObject(d["uid"], d["targets"], d["depths"], d["sources"])
-    obj = render_object(load_asset(mesh_root / rel, up_axis=up, framing=FRAMING), uid, polar, size)
+    obj = render_object(load_asset(mesh_root / rel, up_axis=up, framing=FRAMING), uid, polar, size, layout_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"uid": obj.uid, "targets": obj.targets, "depths": obj.target_depths, "sources": obj.sources}, path)
     return obj
@@ -179,7 +222,12 @@ def plot_loss_curve(metrics_csvs: list[Path], out_png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(REPO / "configs/train/reconstruction_cpu.yaml"))
+    p.add_argument("--config", default=None, help="training YAML (default: configs/train/reconstruction_cpu.yaml, "
+                                                 "for --layout zero123plus* reconstruction_zero123plus_cpu.yaml)")
+    p.add_argument("--layout", choices=LAYOUTS, default="one2345",
+                   help="views of training and held-out reconstruction: One-2-3-45's 8 + 32 nearby, "
+                        "zero123plus_nearby (input + 6 Zero123++ views, 24 nearby sources) or zero123plus (input + "
+                        "the 6 Zero123++ views at their own cameras, also the sources)")
     p.add_argument("--output", default=str(REPO / "outputs/bench_train_reconstruction"))
     p.add_argument("--meshes", default=str(REPO.parent / "shared/data/meshes"))
     p.add_argument("--renders", default=None, help="render cache folder (default <output>/renders)")
@@ -196,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads (1 is ~10x faster than 2 on a machine shared by many processes)")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     args = p.parse_args(argv)
+    if args.config is None:
+        args.config = str(REPO / "configs/train" / ("reconstruction_cpu.yaml" if args.layout == "one2345"
+                                                    else "reconstruction_zero123plus_cpu.yaml"))
     torch.set_num_threads(args.threads)
     mesh_root, out = Path(args.meshes), Path(args.output)
     if not mesh_root.is_dir():
@@ -209,8 +260,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     train_specs = TRAIN_MESHES[: args.max_train_objects or None]
     polars = [float(x) for x in args.train_polars.split(",")]
-    train_objs = [cached_object(mesh_root, cache, rel, up, pol, size) for rel, up in train_specs for pol in polars]
-    held = [(rel, up, cached_object(mesh_root, cache, rel, up, args.eval_polar, size)) for rel, up in HELD_OUT_MESHES]
+    train_objs = [cached_object(mesh_root, cache, rel, up, pol, size, args.layout)
+                  for rel, up in train_specs for pol in polars]
+    held = [(rel, up, cached_object(mesh_root, cache, rel, up, args.eval_polar, size, args.layout))
+            for rel, up in HELD_OUT_MESHES]
+    if len(train_objs[0].targets) != cfg.data.num_main_views:
+        print(f"layout {args.layout} has {len(train_objs[0].targets)} main views but data.num_main_views is "
+              f"{cfg.data.num_main_views}: pass data.num_main_views={len(train_objs[0].targets)}", file=sys.stderr)
+        return 2
     t_render = time.time() - t0
     print(f"rendered/cached {len(train_objs)} training rigs and {len(held)} held-out rigs in {t_render:.0f} s")
 
@@ -251,11 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     if metrics_csv.is_file():
         plot_loss_curve([*args.previous_metrics, metrics_csv], out / "loss_curve.png")
     result = {
-        "config": str(args.config), "overrides": overrides, "image_size": size,
+        "config": str(args.config), "layout": args.layout, "overrides": overrides, "image_size": size,
         "volume_resolution": cfg.model.volume_resolution,
         "mesh_resolution": res, "hull_resolution": args.hull_resolution, "steps": int(trainer.global_step),
         "train_objects": [r for r, _ in train_specs], "train_polars": polars, "eval_polar": args.eval_polar,
-        "framing": FRAMING, "source_views": cfg.data.source_views or list(range(32)), "held_out": rows, "mean": mean, "fscore_threshold": FSCORE_THRESHOLD, "surface_samples": SURFACE_SAMPLES,
+        "framing": FRAMING, "source_views": cfg.data.source_views or list(range(len(held[0][2].sources))), "held_out": rows, "mean": mean, "fscore_threshold": FSCORE_THRESHOLD, "surface_samples": SURFACE_SAMPLES,
         "seconds": {"render": t_render, "train": t_train, "evaluate": time.time() - t1 - t_train},
         "torch_threads": args.threads,
     }

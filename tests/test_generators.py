@@ -126,7 +126,8 @@ def test_missing_weights_name_the_zero123plus_files_and_how_to_train(tmp_path, c
     err = capsys.readouterr().err
     assert err.count("model weight file(s) are missing") == 1
     assert "zero123plus_v12:" in err and "reconstruction_zero123plus:" in err and "loftr" not in err
-    assert "train.py --config configs/train/reconstruction_zero123plus_cpu.yaml" in err
+    assert "bench_train_reconstruction.py --layout zero123plus" in err
+    assert "configs/train/reconstruction_zero123plus_cpu.yaml" in err
     assert infer.main([str(image), "--output", str(tmp_path / "o"), "--config", DEFAULT,
                        "--generator", "zero123plus_nearby"]) == 2
     err = capsys.readouterr().err

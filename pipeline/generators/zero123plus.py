@@ -1,7 +1,8 @@
 """The ``zero123plus`` generator: the six Zero123++ views at their known poses go straight to reconstruction.
 
-1. preprocess the input (``data.preprocess``: segmentation, recentring to 256 px on white);
-2. Zero123++ (``zero123plus``, the configured variant) makes one 3x2 grid of six views from it; their cameras are
+1. preprocess the input (``data.preprocess``: segmentation; the 256 px recentred image is the recorded input);
+2. Zero123++ (``zero123plus``, the configured variant) makes one 3x2 grid of six views from the segmented RGBA input
+   with its variant's own input handling (background, InstantMesh's re-framing); their cameras are
    the variant's table in ``data.layout`` (absolute elevations, azimuths relative to the input's 30 deg, the
    variant's FOV, the rig's framing);
 3. the reconstruction receives those six ``Views`` and the reference camera
@@ -101,10 +102,12 @@ class Zero123PlusGenerator:
         return {name: str(self.weight_paths.get(name, RANDOM)) for name in self.model_weights(self.cfg)}
 
     def six_views(self, pre: PreprocessedImage, seed: int | None, timer: Timer):
-        """The Zero123++ grid of the preprocessed input (RGB on white, recentred as for Zero123) -> six Views."""
+        """The Zero123++ grid of the segmented input -> six Views. Zero123++ gets the RGBA cut-out (``segmented``:
+        the input with the foreground alpha used), so its variant's own input handling applies as upstream:
+        composited on its background (grey 127, InstantMesh white), re-framed to 85 % for InstantMesh."""
         with timer("zero123plus"):
-            out = self.zero123plus.generate(Image.fromarray(pre.image), seeds=self.ctx.seed_for(GRID_SEED_CODE, seed),
-                                            progress=self.ctx.progress)
+            out = self.zero123plus.generate(Image.fromarray(pre.segmented, "RGBA"),
+                                            seeds=self.ctx.seed_for(GRID_SEED_CODE, seed), progress=self.ctx.progress)
         views = out.views[0]
         return views.__class__(views.images.float().cpu(), views.cameras, names=views.names, source=views.source)
 
