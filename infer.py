@@ -1,7 +1,8 @@
 """Single image (or folder, or text prompt) -> coloured 3D mesh. Thin CLI over the ``pipeline/`` package.
 
     python infer.py IMAGE|DIR [--output DIR] [--polar-deg DEG | --elevation-deg DEG] [--mesh-resolution 256]
-                    [--format ply|obj|glb] [--device cuda|cpu] [--half] [--seed N] [--config YAML]
+                    [--format ply|obj|glb] [--texture] [--texture-size 1024] [--device cuda|cpu] [--half]
+                    [--seed N] [--config YAML]
                     [--generator one2345|zero123plus|zero123plus_nearby]
     python infer.py --prompt "a kungfu cat" [...]
     python infer.py IMAGE|DIR --method sjc|sds [--config configs/sjc/official.yaml] [...]   # Zero-1-to-3's own
@@ -49,7 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-elevation-failure", choices=("fallback", "abort"),
                    help="fallback: polar 90 deg with a warning (official) | abort")
     p.add_argument("--mesh-resolution", type=int, help="marching-cubes grid per axis (default 256)")
-    p.add_argument("--format", choices=("ply", "obj", "glb"), default="ply", help="mesh file format")
+    p.add_argument("--format", choices=("ply", "obj", "glb"), default=None,
+                   help="mesh file format (default ply; glb with --texture)")
+    p.add_argument("--texture", action="store_true",
+                   help="UV-textured .glb/.obj: xatlas atlas + base-colour texture baked from the colour network "
+                        "(.ply keeps vertex colours)")
+    p.add_argument("--texture-size", type=int, default=None, metavar="N",
+                   help="texture side in texels (default 1024; implies --texture)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--half", action="store_true",
                    help="float16 Zero123 (CUDA only; on a CPU it runs float32 with a warning in result.json)")
@@ -162,9 +169,16 @@ def run_sjc(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    texture_size = args.texture_size or (1024 if args.texture else 0)
+    args.format = args.format or ("glb" if texture_size else "ply")
+    if texture_size and (args.format == "ply" or args.method != "one2345" or texture_size < 16):
+        print("error: --texture/--texture-size need --format glb or obj (.ply keeps vertex colours), the "
+              "feed-forward --method one2345 and a size >= 16", file=sys.stderr)
+        return 2
     if args.method != "one2345":
         return run_sjc(args)
     from pipeline import PipelineError, build_pipeline, load_pipeline_config, required_weights, text_to_image
+    from pipeline.texture import add_texture
 
     try:
         cfg = load_pipeline_config(args.config, overrides=config_overrides(args))
@@ -193,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         name = str(source) if isinstance(source, Path) else f"prompt: {args.prompt}"
         try:
             out = pipe(source, source_name=name)
+            if texture_size:
+                out = add_texture(pipe, out, texture_size)
             if args.prompt:
                 out.weights["text2image"] = str(paths["text2image"])
             folder = write_outputs(out, cfg, out_root / stem, args.format, name, extra)

@@ -19,6 +19,7 @@ from data import conventions as conv
 from data import layout
 from data.config import config_to_yaml
 from data.io import atomic_directory
+from pipeline.texture import texture_record
 
 MESH_FRAME_WORLD = (
     "One-2-3-45 world frame (= pose.json): +z up, object near the origin (longest side ~1), input camera at "
@@ -113,7 +114,8 @@ def result_record(out, cfg, *, input_name: str, mesh_file: str, fmt: str) -> dic
         "random_weights": list(out.random_weight_stages),
         "mesh": {"file": mesh_file, "format": fmt, "vertices": out.mesh.num_vertices, "faces": out.mesh.num_faces,
                  "frame": MESH_FRAME_EXPORT if f".{fmt}" in conv.EXPORT_FRAME_FORMATS else MESH_FRAME_WORLD,
-                 "vertex_colors": out.mesh.vertex_colors is not None},
+                 "vertex_colors": out.mesh.vertex_colors is not None,
+                 "texture": texture_record(out, fmt)},
         "polar_deg": out.polar_deg,
         "elevation_deg": out.elevation_deg,
         "polar_source": out.polar_source,
