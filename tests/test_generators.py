@@ -323,3 +323,21 @@ def test_oracle_views_at_the_generator_layout_reconstruct_the_mesh(generator, ti
         scores[shuffle] = _fscore(pipe(shared(IMAGE)).mesh, gt)
     assert scores[False] > 0.5, scores  # the hull of correctly posed silhouettes is close to the mesh
     assert scores[True] < scores[False] - 0.2, scores  # images paired with the wrong cameras are not
+
+
+def test_render_dataset_selection_places_the_input_and_six_zero123plus_views():
+    """``scripts/render_dataset.py --layout reconstruction --set reconstruction.view_selection=zero123plus
+    reconstruction.num_main_views=7``: view 0 = the input (random polar, azimuth 30), views 1-6 = the table."""
+    from data.datasets.reconstruction_layout import ReconstructionLayoutConfig, all_views, main_views
+
+    with pytest.raises(ValueError, match="exactly 7 main views"):
+        ReconstructionLayoutConfig(view_selection="zero123plus")
+    cfg = ReconstructionLayoutConfig(num_main_views=7, view_selection="zero123plus")
+    mains = main_views(cfg, np.random.default_rng(3))
+    assert cfg.input_polar_min_deg <= mains[0].polar_deg <= cfg.input_polar_max_deg
+    assert mains[0].azimuth_deg == conv.INPUT_AZIMUTH_DEG
+    table = layout.zero123plus_views("v1.2")
+    assert [(v.polar_deg, v.azimuth_deg) for v in mains[1:]] == [(v.polar_deg, v.azimuth_deg) for v in table]
+    nearby = all_views(mains)[7:]
+    want = layout.zero123plus_nearby_views("v1.2")
+    assert [(v.polar_deg, v.azimuth_deg) for v in nearby[4:]] == [(v.polar_deg, v.azimuth_deg) for v in want]

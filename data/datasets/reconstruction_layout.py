@@ -35,7 +35,9 @@ from data.cameras import Cameras
 from data.datasets.zero123_layout import straight_rgba
 from data.render.rasterizer import RenderOutput
 
-VIEW_SELECTIONS = ("sphere", "inference")
+VIEW_SELECTIONS = ("sphere", "inference", "zero123plus")
+#: Zero123++ pose set of the ``zero123plus`` selection (the table of the generators' default variant).
+ZERO123PLUS_POSE_SET = "v1.2"
 #: The largest millimetre depth a uint16 PNG can hold.
 MAX_DEPTH_MM = 65535
 
@@ -49,7 +51,10 @@ class ReconstructionLayoutConfig:
         view_selection: ``"sphere"``: n directions of a Fibonacci sphere (polar clipped to
             [min_polar_deg, 180 - min_polar_deg]) turned by a random azimuth per object; ``"inference"``: the 8
             first-stage views of :func:`data.layout.first_stage_views` for an input polar drawn uniformly from
-            [input_polar_min_deg, input_polar_max_deg], so the training views match inference's.
+            [input_polar_min_deg, input_polar_max_deg], so the training views match inference's; ``"zero123plus"``:
+            7 main views, the input view (view 0, same random polar, azimuth 30 deg: the reference frame) and the
+            six Zero123++ views at the v1.2 table's angles on the rig (views 1-6), whose nearby views are the 24
+            sources of the ``zero123plus_nearby`` generator (train with ``data.source_views`` = 4..27).
         min_polar_deg: keeps main views (and their +-10 deg neighbours) away from the poles.
     """
 
@@ -64,6 +69,8 @@ class ReconstructionLayoutConfig:
             raise ValueError(f"view_selection must be one of {VIEW_SELECTIONS}, got {self.view_selection!r}")
         if self.view_selection == "inference" and self.num_main_views != 8:
             raise ValueError("view_selection 'inference' has exactly 8 main views")
+        if self.view_selection == "zero123plus" and self.num_main_views != 7:
+            raise ValueError("view_selection 'zero123plus' has exactly 7 main views (input + six Zero123++ views)")
         if self.num_main_views < 1:
             raise ValueError("num_main_views must be >= 1")
 
@@ -73,6 +80,10 @@ def main_views(cfg: ReconstructionLayoutConfig, rng: np.random.Generator) -> lis
     if cfg.view_selection == "inference":
         polar = float(rng.uniform(cfg.input_polar_min_deg, cfg.input_polar_max_deg))
         views = layout.first_stage_views(polar)
+        return [layout.ViewSpec(str(i), v.polar_deg, v.azimuth_deg, 0.0, 0.0, "object") for i, v in enumerate(views)]
+    if cfg.view_selection == "zero123plus":
+        polar = float(rng.uniform(cfg.input_polar_min_deg, cfg.input_polar_max_deg))
+        views = layout.first_stage_views(polar)[:1] + layout.zero123plus_rig_views(ZERO123PLUS_POSE_SET)
         return [layout.ViewSpec(str(i), v.polar_deg, v.azimuth_deg, 0.0, 0.0, "object") for i, v in enumerate(views)]
     n = cfg.num_main_views
     z = 1.0 - (2.0 * np.arange(n) + 1.0) / n
