@@ -31,7 +31,7 @@ def texture_record(out, fmt: str) -> dict | None:
 
 def add_texture(pipe, out, size: int = 1024):
     """Bake a ``size`` x ``size`` base-colour texture for ``out.mesh`` (in place; returns ``out``)."""
-    from reconstruction.texture import texture_reconstruction
+    from reconstruction import texture_reconstruction
 
     t, c = time.perf_counter(), time.process_time()
     rec = getattr(pipe, "reconstructor", None)

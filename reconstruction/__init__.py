@@ -1,7 +1,8 @@
 """reconstruction stage package (imports only `data`).
 
 Public API: ``Reconstructor`` (views -> coloured mesh), ``ReconstructionConfig``, ``ReconstructionOutput``,
-``load_official_checkpoint`` (official ``ckpt_215000.pth`` layout -> ``ReconstructionModel``).
+``load_official_checkpoint`` (official ``ckpt_215000.pth`` layout -> ``ReconstructionModel``),
+``texture_reconstruction`` (bake a texture for a reconstruction's mesh).
 """
 from reconstruction.checkpoint import CheckpointError, load_official_checkpoint
 from reconstruction.config import ReconstructionConfig
@@ -12,6 +13,7 @@ from reconstruction.reconstructor import (
     Reconstructor,
     SceneInputs,
 )
+from reconstruction.texture import texture_reconstruction
 
 __all__ = [
     "CheckpointError",
@@ -22,4 +24,5 @@ __all__ = [
     "Reconstructor",
     "SceneInputs",
     "load_official_checkpoint",
+    "texture_reconstruction",
 ]

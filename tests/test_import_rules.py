@@ -69,3 +69,35 @@ def test_stages_may_not_import_evaluation(tmp_path):
 def test_evaluation_is_checked_and_imports_only_data():
     assert ALLOWED["evaluation"] == {"evaluation", "data"}
     assert violations(ROOT / "evaluation", ALLOWED["evaluation"]) == []
+
+
+def internal_stage_imports(paths: list[Path]) -> list[str]:
+    """Imports of a stage package's submodules (``from zero123.pipeline import X``): composers use the public API
+    that each stage package's ``__init__`` exports (``from zero123 import X``)."""
+    bad = []
+    for path in paths:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            modules = []
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            bad += [f"{path.relative_to(ROOT)} imports {m}" for m in modules
+                    if m.split(".")[0] in STAGES and "." in m]
+    return bad
+
+
+def test_the_pipeline_reaches_stages_only_through_their_public_api():
+    assert internal_stage_imports(sorted((ROOT / "pipeline").rglob("*.py")) + [ROOT / "infer.py"]) == []
+
+
+def test_public_api_rule_detects_an_internal_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from zero123.pipeline import whiten_near_white\nfrom elevation import ElevationEstimator\n")
+    old = globals()["ROOT"]
+    try:
+        globals()["ROOT"] = tmp_path
+        assert internal_stage_imports([bad]) == ["bad.py imports zero123.pipeline"]
+    finally:
+        globals()["ROOT"] = old
