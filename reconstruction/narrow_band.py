@@ -45,6 +45,7 @@ from data.sdf_volume import SDFVolume
 DEFAULT_MARGIN = 5.0
 SDFFunction = Callable[[torch.Tensor], torch.Tensor]
 _CORNERS = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # (8, 3) in x-major order
+_BLOCK_BATCH = 1 << 17  # blocks per index batch (bounds the temporaries)
 _NEIGHBOURHOOD = torch.tensor(list(itertools.product((-1, 0, 1, 2), repeat=3)))  # (64, 3) nodes of a cell +- 1 cell
 
 
@@ -106,9 +107,15 @@ class _Band:
         self.values = torch.zeros(resolution ** 3)
         self.known = torch.zeros(resolution ** 3, dtype=torch.bool)
 
-    def evaluate(self, flat: torch.Tensor) -> None:
-        """Evaluate the not yet evaluated nodes among ``flat`` (N,) int64 flat indices (duplicates allowed)."""
-        flat = flat[~self.known[flat]].unique()
+    def evaluate(self, flat: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> None:
+        """Evaluate the not yet evaluated nodes among ``flat`` (N,) int64 flat indices (duplicates allowed) or
+        marked in ``mask`` (R^3,) bool (consumed)."""
+        if mask is None:
+            mask = torch.zeros_like(self.known)
+            mask[flat] = True
+        mask &= ~self.known
+        flat = torch.nonzero(mask).reshape(-1)  # sorted, unique: no sort of a duplicate-laden list
+        del mask
         r = self.r
         for part in flat.split(self.batch):
             ijk = torch.stack([part // (r * r), part // r % r, part % r], -1).to(self.axis.device)
@@ -147,20 +154,62 @@ def _fill_safe_blocks(band: _Band, blocks: torch.Tensor, stride: int, corner_val
         row[take] = fill[take]
 
 
-def _unsafe_cells(band: _Band) -> torch.Tensor:
-    """(R-1, R-1, R-1) bool: cells whose values do not share one strict sign and that have an unevaluated corner."""
+def _unsafe_cells(band: _Band, slab: int = 16) -> torch.Tensor:
+    """(K, 3) int64 cells whose 8 values do not share one strict sign and that have an unevaluated corner.
+
+    Works on slabs of ``slab`` cells along x, so its temporaries stay small.
+    """
     r = band.r
-    values = band.values.view(r, r, r)
-    pos, neg, unknown = values > 0, values < 0, ~band.known.view(r, r, r)
-    all_pos = torch.ones(r - 1, r - 1, r - 1, dtype=torch.bool)
-    all_neg = all_pos.clone()
-    any_unknown = torch.zeros_like(all_pos)
-    for a, b, c in _CORNERS.tolist():
-        view = (slice(a, r - 1 + a), slice(b, r - 1 + b), slice(c, r - 1 + c))
-        all_pos &= pos[view]
-        all_neg &= neg[view]
-        any_unknown |= unknown[view]
-    return ~all_pos & ~all_neg & any_unknown
+    values, known = band.values.view(r, r, r), band.known.view(r, r, r)
+    found = []
+    for x0 in range(0, r - 1, slab):
+        x1 = min(x0 + slab, r - 1)
+        vals, unknown = values[x0:x1 + 1], ~known[x0:x1 + 1]
+        pos, neg = vals > 0, vals < 0
+        n = x1 - x0
+        all_pos = torch.ones(n, r - 1, r - 1, dtype=torch.bool)
+        all_neg = all_pos.clone()
+        any_unknown = torch.zeros_like(all_pos)
+        for a, b, c in _CORNERS.tolist():
+            view = (slice(a, n + a), slice(b, r - 1 + b), slice(c, r - 1 + c))
+            all_pos &= pos[view]
+            all_neg &= neg[view]
+            any_unknown |= unknown[view]
+        cells = torch.nonzero(any_unknown & ~all_pos & ~all_neg)
+        cells[:, 0] += x0
+        found.append(cells)
+    return torch.cat(found)
+
+
+def _corner_flats(band: _Band, blocks: torch.Tensor, stride: int):
+    """The 8 corners' flat node indices of blocks (m, 3) at ``stride``, one (m,) tensor at a time, and the blocks'
+    diagonals in cells (m,)."""
+    lo, hi = _block_bounds(blocks, stride, band.r - 1)
+    corners = (band.flat(torch.where(torch.tensor(bits, dtype=torch.bool), hi, lo)) for bits in _CORNERS.tolist())
+    return corners, (hi - lo).double().norm(dim=-1)
+
+
+def _classify_level(band: _Band, blocks: torch.Tensor, stride: int, margin_spacing: float) -> torch.Tensor:
+    """Evaluate the corners of candidate blocks (M, 3) at ``stride``, fill the safe ones, return the unsafe ones.
+
+    Batched over blocks (:data:`_BLOCK_BATCH`) so that no (M, 8, 3) index tensor is ever built.
+    """
+    mask = torch.zeros_like(band.known)
+    for part in blocks.split(_BLOCK_BATCH):
+        for flat in _corner_flats(band, part, stride)[0]:
+            mask[flat] = True
+    band.evaluate(mask=mask)
+    safe_blocks, safe_values, unsafe = [], [], []
+    for part in blocks.split(_BLOCK_BATCH):
+        corners, diagonal = _corner_flats(band, part, stride)
+        vals = torch.stack([band.values[flat] for flat in corners], 1)  # (m, 8)
+        safe = (((vals > 0).all(1) | (vals < 0).all(1))
+                & (vals.abs().min(1).values.double() > margin_spacing * diagonal))
+        safe_blocks.append(part[safe])
+        safe_values.append(vals[safe])
+        unsafe.append(part[~safe])
+    _fill_safe_blocks(band, torch.cat(safe_blocks), stride, torch.cat(safe_values))
+    return torch.cat(unsafe)
 
 
 def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, margin: float = DEFAULT_MARGIN,
@@ -186,45 +235,40 @@ def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, 
         raise ValueError(f"margin must be > 0, got {margin}")
     band = _Band(sdf_fn, resolution, bound, batch, device)
     last = resolution - 1
-    spacing = 2.0 * bound / last
+    spacing = 2.0 * bound / last  # node spacing h
     strides = _stride_schedule(resolution, coarse_stride) if last >= 2 else []
     if not strides:  # a grid of one cell per axis: nothing to skip
-        band.evaluate(torch.arange(resolution ** 3))
+        band.evaluate(mask=torch.ones_like(band.known))
     else:
         n = -(-last // strides[0])
         blocks = torch.stack(torch.meshgrid(*[torch.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3)
         for stride in strides:
-            lo, hi = _block_bounds(blocks, stride, last)
-            corners = torch.where(_CORNERS.bool()[None], hi[:, None], lo[:, None])  # (M, 8, 3)
-            flat = band.flat(corners)
-            band.evaluate(flat.reshape(-1))
-            vals = band.values[flat]  # (M, 8)
-            diagonal = spacing * (hi - lo).double().norm(dim=-1)
-            safe = (((vals > 0).all(1) | (vals < 0).all(1))
-                    & (vals.abs().min(1).values.double() > margin * diagonal))
-            _fill_safe_blocks(band, blocks[safe], stride, vals[safe])
-            unsafe = blocks[~safe]
-            if stride == 2:  # every node of the unsafe 2-blocks
-                offsets = torch.stack(torch.meshgrid(*[torch.arange(3)] * 3, indexing="ij"), -1).reshape(-1, 3)
-                nodes = torch.clamp(unsafe[:, None] * 2 + offsets[None], max=last)
-                band.evaluate(band.flat(nodes).reshape(-1))
+            unsafe = _classify_level(band, blocks, stride, margin * spacing)
+            if stride == 2:  # every node of the unsafe 2-blocks, marked one of the 27 offsets at a time
+                mask = torch.zeros_like(band.known)
+                for part in unsafe.split(_BLOCK_BATCH):
+                    for offset in itertools.product(range(3), repeat=3):
+                        mask[band.flat(torch.clamp(part * 2 + torch.tensor(offset), max=last))] = True
+                band.evaluate(mask=mask)
             else:
                 n_child = -(-last // (stride // 2))
                 children = (unsafe[:, None] * 2 + _CORNERS[None]).reshape(-1, 3)
                 blocks = children[(children < n_child).all(-1)]
     rounds, fallback = 0, False
     while True:
-        cells = _unsafe_cells(band)
-        if not cells.any():
+        cell_ijk = _unsafe_cells(band)
+        if len(cell_ijk) == 0:
             break
         if rounds == max_rounds:
-            band.evaluate(torch.nonzero(~band.known).reshape(-1))
+            band.evaluate(mask=torch.ones_like(band.known))
             fallback = True
             break
         rounds += 1
         # the corners of the offending cells and of their 26 neighbours
-        nodes = torch.nonzero(cells)[:, None] + _NEIGHBOURHOOD[None]  # (K, 64, 3): a 4^3 block of nodes per cell
-        band.evaluate(band.flat(nodes.clamp(0, last)).reshape(-1))
+        mask = torch.zeros_like(band.known)
+        for offset in _NEIGHBOURHOOD:  # a 4^3 block of nodes per offending cell
+            mask[band.flat((cell_ijk + offset).clamp(0, last))] = True
+        band.evaluate(mask=mask)
     lo = torch.full((3,), -float(bound))
     volume = SDFVolume(band.values.view(resolution, resolution, resolution), lo, -lo, frame="normalised",
                        evaluated=band.known.view(resolution, resolution, resolution))

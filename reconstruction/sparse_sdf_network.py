@@ -16,7 +16,7 @@ from reconstruction.cost_volume import active_voxels, variance_mean_cost
 from reconstruction.feature_net import FUSED_CHANNELS, ConvABN
 from reconstruction.sdf_network import LatentSDFMLP
 from reconstruction.sparse import SparseCostRegNet, SparseTensor
-from reconstruction.volume_sampling import channels_last_table, sample_latent
+from reconstruction.volume_sampling import channels_last_table, sample_latent, sample_latent_fast
 
 
 @dataclass
@@ -123,8 +123,9 @@ class SparseSdfNetwork(nn.Module):
         return out[:, :1], out[:, 1:], latent
 
     def sdf_only(self, points: torch.Tensor, volume: ConditionalVolume) -> torch.Tensor:
-        """points (P, 3) normalised -> SDF (P,) alone (the marching-cubes grid; skips the 127 features)."""
-        return self.sdf_layer.sdf_only(points, sample_latent(volume.latent, points, volume.table))
+        """points (P, 3) normalised -> SDF (P,) alone (the marching-cubes grid and normals: skips the 127 features
+        and samples the latent with ``F.grid_sample``; first derivatives only)."""
+        return self.sdf_layer.sdf_only(points, sample_latent_fast(volume.latent, points))
 
     def sdf_with_gradient(self, points: torch.Tensor, volume: ConditionalVolume, create_graph: bool = False
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

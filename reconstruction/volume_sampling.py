@@ -53,6 +53,29 @@ def sample_latent(volume: torch.Tensor, points: torch.Tensor, table: torch.Tenso
     return torch.where(inside[:, None], out, torch.zeros_like(out))
 
 
+def sample_latent_fast(volume: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """:func:`sample_latent`'s values through ``F.grid_sample`` (about 6x faster on CPU), first derivatives only.
+
+    The two agree (to float rounding) for points in [-1, 1]^3, where the official rule reduces to "zero on the
+    -1 faces"; other points go through :func:`sample_latent`. Used by the SDF-only queries of meshing and normals,
+    never by training (the Eikonal term needs second derivatives).
+
+    Args:
+        volume: (C, X, Y, Z) or (1, C, X, Y, Z); points: (P, 3) normalised.
+
+    Returns:
+        (P, C).
+    """
+    if volume.dim() == 5:
+        volume = volume[0]
+    if points.numel() == 0 or bool(points.detach().abs().max() > 1):
+        return sample_latent(volume, points)
+    sizes = points.new_tensor(volume.shape[1:])
+    inside = ((points + 1) / 2 * (sizes - 1) > 0).all(dim=1)
+    out = sample_volume_grid(volume, points)
+    return torch.where(inside[:, None], out, torch.zeros_like(out))
+
+
 def sample_volume_grid(volume: torch.Tensor, points: torch.Tensor, mode: str = "bilinear",
                        align_corners: bool = True) -> torch.Tensor:
     """``F.grid_sample`` of a (C, X, Y, Z) volume at (..., 3) normalised points (x -> first axis), zero padding.

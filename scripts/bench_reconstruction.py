@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Seconds and peak memory per phase of the reconstruction at the official size (32 views of 256 px, 96^3 cost
-volume, marching cubes at 256^3 by default).
+volume), with the marching-cubes grid evaluated densely (the official way) and in a narrow band, at mesh
+resolutions 64 and 256 by default, in one run: per phase seconds, peak memory, SDF queries, whether both meshes
+are identical, and the dense / narrow-band ratios.
 
     python scripts/bench_reconstruction.py [--fixture ../shared/fixtures/one2345_parity/recon] [--polar 90]
-        [--checkpoint ckpt_215000.pth] [--mesh-resolution 256] [--device auto] [--output outputs/bench_reconstruction.json]
+        [--checkpoint ckpt_215000.pth] [--mesh-resolution 64 256] [--methods dense narrow_band] [--device auto]
+        [--threads N] [--output outputs/bench_reconstruction.json]
 
 Inputs: the parity fixture's 32 source images and weights when ``--fixture`` is given (default if ../shared
 exists), else random images with random weights. Peak memory: CUDA peak allocated per phase on GPU; on CPU the
@@ -31,6 +34,7 @@ from data import layout  # noqa: E402
 from data.io import write_text_atomic  # noqa: E402
 from data.views import Views  # noqa: E402
 from reconstruction import ReconstructionConfig, Reconstructor, SceneInputs  # noqa: E402
+from reconstruction.config import SDF_GRIDS  # noqa: E402
 from reconstruction.meshing import marching_cubes  # noqa: E402
 from reconstruction.reconstructor import SceneEncoding  # noqa: E402
 
@@ -81,7 +85,7 @@ class PhaseMeter:
 
 
 def load_inputs(args) -> tuple[Reconstructor, Views, object, str]:
-    cfg = ReconstructionConfig(device=args.device, mesh_resolution=args.mesh_resolution)
+    cfg = ReconstructionConfig(device=args.device)
     sources_cams = layout.cameras_for(layout.all_nearby_views(args.polar))
     reference = layout.cameras_for(layout.schedule(args.polar)[:1])
     fixture = Path(args.fixture) if args.fixture else None
@@ -142,12 +146,27 @@ def compare_with_official(args, resolution: int, world: np.ndarray, colours: np.
     return result
 
 
+def run_mesh_path(meter: PhaseMeter, rec: Reconstructor, enc: SceneEncoding, resolution: int, method: str) -> dict:
+    """SDF grid (``method``), marching cubes and vertex colours at one resolution; returns the mesh and stats."""
+    tag = f"{method} {resolution}"
+    grid, stats = meter.run(f"SDF grid ({tag})", lambda: rec.sdf_volume_with_stats(enc, resolution, method))
+    verts, faces = meter.run(f"marching cubes ({tag})", lambda: marching_cubes(grid))
+    colours = meter.run(f"colours ({tag})", lambda: rec.colours(enc, torch.from_numpy(verts).float()))
+    rows = meter.rows[-3:]
+    return {"method": method, "resolution": resolution, "queries": stats.queries,
+            "query_fraction": round(stats.query_fraction, 4), "growth_rounds": stats.growth_rounds,
+            "seconds": {r["phase"].split(" (")[0]: r["seconds"] for r in rows},
+            "peak_mb": max(r["peak_mb"] for r in rows), "verts": verts, "faces": faces, "colours": colours}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fixture", default=str(DEFAULT_FIXTURE) if DEFAULT_FIXTURE.is_dir() else None)
     parser.add_argument("--polar", type=int, default=90, choices=[60, 90])
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--mesh-resolution", type=int, default=256)
+    parser.add_argument("--mesh-resolution", type=int, nargs="+", default=[64, 256],
+                        help="marching-cubes resolutions to run (each with every --methods entry)")
+    parser.add_argument("--methods", nargs="+", default=["dense", "narrow_band"], choices=sorted(SDF_GRIDS))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", default="outputs/bench_reconstruction.json")
@@ -159,10 +178,9 @@ def main() -> int:
     cfg, model, dev = rec.config, rec.model, rec.device
     net = model.sdf_network_lod0
     print(f"reconstruction benchmark: {source}; device {dev}, {torch.get_num_threads()} threads, "
-          f"volume {cfg.volume_resolution}^3, mesh {cfg.mesh_resolution}^3")
+          f"volume {cfg.volume_resolution}^3, mesh {args.mesh_resolution}, methods {args.methods}")
     meter = PhaseMeter(dev)
     inputs = SceneInputs.from_views(views, reference).to(dev)
-    t_total = time.perf_counter()
     with torch.no_grad():
         fused = meter.run("features", lambda: model.pyramid_feature_network.fused(inputs.images))
         coords, cost = meter.run("cost volume", lambda: net.cost_volume(
@@ -170,27 +188,61 @@ def main() -> int:
             cfg.min_visible_views, cfg.voxel_chunk))
         volume = meter.run("sparse CNN", lambda: net.regularise(coords, cost, cfg.volume_resolution))
     del cost
+    encode_rows = list(meter.rows)
+    encode_seconds = sum(r["seconds"] for r in encode_rows)
     enc = SceneEncoding(inputs, fused, volume)
-    grid = meter.run("SDF grid", lambda: rec.sdf_volume(enc))
-    verts, faces = meter.run("marching cubes", lambda: marching_cubes(grid))
-    colours = meter.run("colours", lambda: rec.colours(enc, torch.from_numpy(verts).float()))
-    total = time.perf_counter() - t_total
-    world = inputs.frame.points_to_world(torch.from_numpy(verts)).numpy()
-    comparison = compare_with_official(args, cfg.mesh_resolution, world, colours.cpu().numpy())
+    runs, comparisons = [], {}
+    for resolution in args.mesh_resolution:
+        done = [run_mesh_path(meter, rec, enc, resolution, method) for method in args.methods]
+        if len(done) == 2:
+            a, b = done
+            same = (a["verts"].shape == b["verts"].shape and a["faces"].shape == b["faces"].shape
+                    and bool(np.abs(a["verts"] - b["verts"]).max(initial=0) <= 1e-6)
+                    and bool((a["faces"] == b["faces"]).all()))
+            colour_diff = float((a["colours"] - b["colours"]).abs().max()) if same and len(a["verts"]) else None
+            comparisons[resolution] = {"same_mesh": same, "colour_max_abs_diff": colour_diff}
+            print(f"  {resolution}^3: {a['method']} and {b['method']} meshes identical: {same}"
+                  f" (colours max |diff| {colour_diff})")
+        last = done[-1]
+        world = inputs.frame.points_to_world(torch.from_numpy(last["verts"])).numpy()
+        comparisons.setdefault(resolution, {})["official"] = compare_with_official(
+            args, resolution, world, last["colours"].cpu().numpy())
+        for d in done:
+            d["total_seconds"] = round(encode_seconds + sum(d["seconds"].values()), 3)
+            d["vertices"], d["faces_count"] = int(len(d["verts"])), int(len(d["faces"]))
+            for key in ("verts", "faces", "colours"):
+                d.pop(key)
+        runs.extend(done)
 
-    print(f"\n| phase | seconds | peak memory (MB) |\n|---|---|---|")
-    for row in meter.rows:
+    print("\n| phase | seconds | peak memory (MB) |\n|---|---|---|")
+    for row in encode_rows:
         print(f"| {row['phase']} | {row['seconds']:.2f} | {row['peak_mb']:.0f} |")
-    print(f"| **total** | {total:.2f} | {max(r['peak_mb'] for r in meter.rows):.0f} |")
-    print(f"active voxels {coords.shape[0]}, mesh {len(verts)} vertices / {len(faces)} faces")
+    print("\n| mesh | grid | SDF queries | SDF grid s | marching cubes s | colours s | total s (with encoding) |"
+          " peak MB |\n|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        sec = r["seconds"]
+        print(f"| {r['resolution']} | {r['method']} | {r['queries']:,} ({100 * r['query_fraction']:.1f} %) | "
+              f"{sec['SDF grid']:.2f} | {sec['marching cubes']:.2f} | {sec['colours']:.2f} | {r['total_seconds']:.2f} | "
+              f"{max(r['peak_mb'], *(e['peak_mb'] for e in encode_rows)):.0f} |")
+    ratios = {}
+    for resolution in args.mesh_resolution:
+        by = {r["method"]: r for r in runs if r["resolution"] == resolution}
+        if {"dense", "narrow_band"} <= by.keys():
+            d, n = by["dense"], by["narrow_band"]
+            ratios[resolution] = {"sdf_grid": round(d["seconds"]["SDF grid"] / n["seconds"]["SDF grid"], 2),
+                                  "queries": round(d["queries"] / n["queries"], 2),
+                                  "total": round(d["total_seconds"] / n["total_seconds"], 2)}
+            print(f"dense / narrow band at {resolution}^3: SDF grid {ratios[resolution]['sdf_grid']}x, queries "
+                  f"{ratios[resolution]['queries']}x, whole reconstruction {ratios[resolution]['total']}x")
     result = {
         "inputs": source, "device": str(dev), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(), "volume_resolution": cfg.volume_resolution,
-        "mesh_resolution": cfg.mesh_resolution, "active_voxels": int(coords.shape[0]),
-        "vertices": int(len(verts)), "faces": int(len(faces)), "phases": meter.rows, "total_seconds": round(total, 3),
+        "active_voxels": int(coords.shape[0]), "encode_phases": encode_rows, "runs": runs,
+        "dense_over_narrow_band": ratios, "comparisons": comparisons,
         "memory_note": "CUDA: peak allocated per phase; CPU: peak process RSS sampled during the phase",
-        "official_comparison": comparison,
+        "config": {k: getattr(cfg, k) for k in ("point_chunk", "colour_chunk", "voxel_chunk", "band_margin",
+                                                 "band_coarse_stride")},
     }
     write_text_atomic(args.output, json.dumps(result, indent=1))
     print(f"saved {args.output}")
