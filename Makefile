@@ -11,7 +11,7 @@ BLENDER_PYTHON ?= python3.11
 BLENDER_VENV := .venv-blender
 BLENDER_STAMP := $(BLENDER_VENV)/.installed
 
-.PHONY: test infer install clean blender-venv cuda-carry cuda-check-dry
+.PHONY: test infer install clean blender-venv cuda-carry cuda-check-dry demo-install demo
 
 $(STAMP): requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ $(BLENDER_STAMP): requirements-blender.txt
 	touch $(BLENDER_STAMP)
 
 blender-venv: $(BLENDER_STAMP)
+
+# Web demo (app.py) + its browser test's Python side: gradio and selenium into .venv without re-resolving the pinned
+# stack (requirements-demo.txt says why); the browser itself is Debian's: apt-get install chromium chromium-driver
+demo-install: $(STAMP)
+	$(PY) -m pip install -q --no-deps -r requirements-demo.txt
+	$(PY) -c "import gradio, selenium; print('gradio', gradio.__version__, 'selenium', selenium.__version__)"
+
+demo: demo-install
+	$(PY) app.py $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)

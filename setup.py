@@ -27,5 +27,8 @@ setup(
         "dev": ["pytest", "tensorboard", "matplotlib"],
         # LPIPS needs torchvision, which replaces the CPU torch with a CUDA build: GPU installs only.
         "lpips": ["lpips"],
+        # the web demo (app.py); the resolver installs Pillow 12.x for it (gradio declares pillow<13): `make
+        # demo-install` keeps the pinned Pillow 13 instead (requirements-demo.txt)
+        "demo": ["gradio==6.31.0"],
     },
 )
