@@ -53,18 +53,48 @@ class UVAtlas:
     size: int
 
 
-def uv_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = DEFAULT_PADDING) -> UVAtlas:
-    """Parametrise a triangle mesh with xatlas into one ``size`` x ``size`` atlas (``padding`` texels of gutter)."""
+#: Faces per xatlas mesh: larger meshes are cut into spatial blocks (k-d splits at the median face centre) that are
+#: charted separately and packed into one atlas. xatlas's chart growing is superlinear in the faces of one mesh
+#: (marching cubes at 256^3: 545k faces took 21 min in one piece on the shared CPU); the blocks add chart seams only.
+ATLAS_BLOCK_FACES = 20000
+
+
+def _face_blocks(vertices: np.ndarray, faces: np.ndarray, block_faces: int) -> list[np.ndarray]:
+    """Face-index sets of at most ``block_faces`` faces each, by median splits of the face centres (longest axis)."""
+    centres = vertices[faces].mean(1)
+    todo, done = [np.arange(len(faces))], []
+    while todo:
+        idx = todo.pop()
+        if len(idx) <= block_faces:
+            done.append(idx)
+            continue
+        c = centres[idx]
+        axis = int(np.argmax(c.max(0) - c.min(0)))
+        order = idx[np.argsort(c[:, axis], kind="stable")]
+        half = len(order) // 2
+        todo += [order[:half], order[half:]]
+    return sorted(done, key=lambda b: int(b.min()))
+
+
+def uv_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = DEFAULT_PADDING,
+             block_faces: int = ATLAS_BLOCK_FACES) -> UVAtlas:
+    """Parametrise a triangle mesh with xatlas into one ``size`` x ``size`` atlas (``padding`` texels of gutter);
+    meshes over ``block_faces`` faces are charted in spatial blocks (:data:`ATLAS_BLOCK_FACES`)."""
     import xatlas
 
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(faces, dtype=np.uint32)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
     if len(faces) == 0:
         raise TextureError("cannot build a UV atlas for a mesh without faces")
     if size < 16:
         raise TextureError(f"texture size must be at least 16 texels, got {size}")
+    blocks = _face_blocks(vertices, faces, block_faces) if len(faces) > block_faces else [np.arange(len(faces))]
     atlas = xatlas.Atlas()
-    atlas.add_mesh(vertices, faces)
+    block_verts = []
+    for b in blocks:
+        used, local = np.unique(faces[b], return_inverse=True)
+        block_verts.append(used)
+        atlas.add_mesh(vertices[used], local.reshape(-1, 3).astype(np.uint32))
     pack = xatlas.PackOptions()
     pack.resolution = int(size)
     pack.padding = int(padding)
@@ -73,8 +103,14 @@ def uv_atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = 
     if atlas.atlas_count != 1:
         raise TextureError(f"xatlas packed the charts into {atlas.atlas_count} atlases of {size}^2; use a larger "
                            "texture size")
-    vmapping, indices, uv = atlas[0]
-    return UVAtlas(vmapping.astype(np.int64), indices.astype(np.int64), uv.astype(np.float32), int(size))
+    vmaps, out_faces, uvs, offset = [], np.zeros((len(faces), 3), np.int64), [], 0
+    for i, (b, used) in enumerate(zip(blocks, block_verts)):
+        vmapping, indices, uv = atlas[i]
+        vmaps.append(used[vmapping.astype(np.int64)])
+        out_faces[b] = indices.astype(np.int64) + offset  # back in the source face order
+        uvs.append(uv)
+        offset += len(vmapping)
+    return UVAtlas(np.concatenate(vmaps), out_faces, np.concatenate(uvs).astype(np.float32), int(size))
 
 
 @dataclass

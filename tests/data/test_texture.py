@@ -9,7 +9,7 @@ import trimesh
 from data.mesh import Mesh
 from data.render import RenderConfig, render_mesh
 from data.cameras import Cameras
-from data.texture import bake_texture, fill_gutters, rasterize_uv, uv_atlas, vertex_colour_fn
+from data.texture import _face_blocks, bake_texture, fill_gutters, rasterize_uv, uv_atlas, vertex_colour_fn
 
 pytest.importorskip("xatlas")
 
@@ -113,3 +113,19 @@ def test_ply_of_a_textured_mesh_keeps_vertex_colours(tmp_path):
     loaded = Mesh.load(textured.export(tmp_path / "mesh.ply"))
     assert loaded.texture is None and loaded.vertex_colors is not None
     np.testing.assert_allclose(loaded.vertex_colors.numpy(), textured.vertex_colors.numpy(), atol=1 / 255 + 1e-6)
+
+
+def test_large_meshes_are_charted_in_blocks_of_one_atlas():
+    mesh = _sphere(3)  # 1280 faces in blocks of at most 200
+    atlas = uv_atlas(mesh.vertices.numpy(), mesh.faces.numpy(), 256, block_faces=200)
+    np.testing.assert_array_equal(atlas.vmapping[atlas.faces], mesh.faces.numpy())  # source face order kept
+    assert atlas.uv.min() >= 0 and atlas.uv.max() <= 1
+    s = rasterize_uv(atlas.uv, atlas.faces, 256, border=0.0)
+    blocks = _face_blocks(mesh.vertices.numpy(), mesh.faces.numpy(), 200)
+    assert len(blocks) > 4 and sorted(np.concatenate(blocks)) == list(range(mesh.num_faces))
+    per_block = [rasterize_uv(atlas.uv, atlas.faces[b], 256, border=0.0).index for b in blocks]
+    all_texels = np.concatenate(per_block)
+    assert len(np.unique(all_texels)) == len(all_texels)  # charts of different blocks do not overlap
+    whole = rasterize_uv(*(lambda a: (a.uv, a.faces))(uv_atlas(mesh.vertices.numpy(), mesh.faces.numpy(), 256)),
+                         256, border=0.0)
+    assert len(s.index) > 0.5 * len(whole.index)  # the blocks' seams cost some packing density only
