@@ -184,7 +184,8 @@ def build_ui(demo: Demo, examples: list[str], texture_default: str = "1024"):
     from PIL import Image
     from pipeline import GENERATORS
 
-    def submit(image_path, generator, seed, known, elevation, resolution, texture, progress=gr.Progress()):
+    def submit(image_path, generator, seed, known, elevation, resolution, texture,
+               progress=gr.Progress(track_tqdm=True)):
         banner = demo.banner(generator)
         try:
             res = demo.run(image_path, generator, seed, known, elevation, int(resolution), texture, progress)

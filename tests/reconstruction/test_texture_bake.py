@@ -4,7 +4,8 @@ weights and 32 source images (polar 90).
 * A texture of the resolution-64 mesh rendered from 8 views agrees with the same mesh's vertex colours.
 * It is sharper than the vertex colours where the mesh is coarse: against the official resolution-256 vertex-colour
   mesh of the same network and images (the fixture's mesh.ply), the textured 64 mesh scores a higher PSNR than the
-  vertex-coloured 64 mesh. Measured (1 thread, CPU): vertex colours 28.94 dB, 512^2 texture 29.12 dB; texture vs vertex colours of the same mesh 36.6 dB.
+  vertex-coloured 64 mesh. Measured (1 thread, CPU): vertex colours 28.94 dB, 512^2 texture 29.12 dB; texture vs
+  vertex colours of the same mesh 36.6 dB.
 """
 from __future__ import annotations
 
