@@ -13,6 +13,7 @@ the weights are random (``configs/infer/tiny.yaml``) or missing (the missing-wei
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import threading
@@ -44,6 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 class DemoError(RuntimeError):
     """A request that cannot run; the message is shown in the page's banner."""
+
+
+#: The generators' timed stages (pipeline.context.Timer names) as the page's progress text.
+STAGE_TEXT = {
+    "preprocess": "preprocessing the image", "zero123_stage1_views_0_3": "Zero123: first-stage views 0-3",
+    "zero123_stage2_view_0": "Zero123: nearby views of view 0", "elevation": "estimating the elevation",
+    "zero123_stage1_ring_2": "Zero123: second ring", "zero123_stage2_other_views": "Zero123: the other nearby views",
+    "reconstruction": "reconstructing the mesh", "zero123plus": "Zero123++: six views",
+    "zero123_nearby_views": "Zero123: nearby views of the six",
+}
+
+
+@contextlib.contextmanager
+def stage_progress(step):
+    """Report every timed stage of a run to ``step(fraction, desc=...)`` (wraps ``Timer.__call__`` for the duration;
+    requests run one at a time under :attr:`Demo.lock`)."""
+    from pipeline.context import Timer
+
+    original, seen = Timer.__call__, []
+
+    def reporting(self, name: str):
+        seen.append(name)
+        step(min(0.1 + 0.1 * len(seen), 0.75), desc=STAGE_TEXT.get(name, name.replace("_", " ")))
+        return original(self, name)
+
+    Timer.__call__ = reporting
+    try:
+        yield seen
+    finally:
+        Timer.__call__ = original
 
 
 class Demo:
@@ -128,9 +159,10 @@ class Demo:
             step(0.05, desc="building the models (first request only)")
             pipe = self.pipeline(cfg)
             pipe.cfg = cfg  # per-request settings (resolution, seed, angle); the models stay
-            step(0.1, desc="generating views, estimating the elevation, reconstructing")
+            step(0.1, desc="running the view generator")
             try:
-                out = pipe(image, source_name=name)
+                with stage_progress(step):
+                    out = pipe(image, source_name=name)
                 if texture != "off":
                     step(0.8, desc=f"baking a {texture}^2 texture")
                     out = add_texture(pipe, out, int(texture))

@@ -33,3 +33,21 @@ def test_request_errors_are_messages(tmp_path):
     with pytest.raises(app.DemoError, match="notes.png"):
         demo.run(str(bad), "one2345", 0, False, 0.0, 32, "off")
     assert demo.pipes == {}  # nothing was built for requests that cannot run
+
+
+@pytest.mark.slow
+def test_a_request_reports_every_stage_and_writes_the_outputs(tmp_path):
+    from conftest import require_shared
+
+    image = require_shared("data/images/dreamgaussian/ghost_rgba.png")
+    demo = app.Demo(TINY, [], tmp_path)
+    steps = []
+    res = demo.run(str(image), "one2345", 0, True, 20.0, 32, "32", lambda frac, desc="": steps.append((frac, desc)))
+    descs = [d for _, d in steps]
+    assert "reconstructing the mesh" in descs and "baking a 32^2 texture" in descs
+    assert descs.index("Zero123: first-stage views 0-3") < descs.index("reconstructing the mesh")
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps)  # progress only moves forwards
+    assert res["out"].polar_source == "user" and res["out"].polar_deg == 70.0
+    assert (res["folder"] / "mesh.glb").is_file() and res["out"].mesh.texture.shape == (32, 32, 3)
+    from pipeline.context import Timer
+    assert Timer.__call__.__name__ == "__call__"  # the progress hook is removed after the run
