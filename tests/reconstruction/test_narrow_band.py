@@ -120,3 +120,15 @@ def test_fixed_shape_makes_values_independent_of_the_batch():
     assert set(calls) == {64}
     assert torch.equal(subset, all_at_once[torch.tensor([7, 250, 3])])
     assert wrapped(points[:0]).shape == (0,)
+
+
+def test_config_names_the_grid_choices():
+    from data.config import ConfigError
+    from reconstruction.config import ReconstructionConfig
+
+    with pytest.raises(ConfigError, match="sdf_grid must be one of \\['dense', 'narrow_band'\\]"):
+        ReconstructionConfig(sdf_grid="sparse").validate()
+    with pytest.raises(ConfigError, match="band_coarse_stride"):
+        ReconstructionConfig(band_coarse_stride=6).validate()
+    with pytest.raises(ConfigError, match="band_margin"):
+        ReconstructionConfig(band_margin=0).validate()
