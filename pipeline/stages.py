@@ -100,6 +100,16 @@ def reconstruct(reconstructor, sources: Views, reference: Cameras, cfg: Pipeline
             raise PipelineError(f"reconstruction failed: {exc}") from exc
 
 
+def grid_ran(recon) -> str | None:
+    """How the reconstruction's marching-cubes grid was evaluated, for ``result.json``'s ``ran``: ``"narrow_band"``,
+    ``"dense"``, or ``"narrow_band, dense fallback"`` when the band's check-and-grow gave up and evaluated every
+    node (the same mesh in every case); None when the reconstruction did not record it."""
+    stats = getattr(recon, "grid_stats", None)
+    if stats is None:
+        return None
+    return stats.method + (", dense fallback" if stats.dense_fallback else "")
+
+
 def build_estimator(cfg: ElevationConfig, loftr_path: Path | None, device: torch.device) -> ElevationEstimator:
     """The elevation estimator with its matcher built now; LoFTR gets the resolved weights, or random weights when
     ``loftr_path`` is None. A LoFTR file that cannot be loaded raises :class:`PipelineError` (never a silent SIFT

@@ -58,12 +58,14 @@ class BandStats:
         queries: SDF evaluations (nodes evaluated); the dense grid needs R^3.
         growth_rounds: check-and-grow rounds that found the surface outside the band (0 when the band held).
         dense_fallback: True when ``max_rounds`` was reached and every node was evaluated.
+        method: ``"narrow_band"``, or ``"dense"`` for the dense grid's record.
     """
 
     resolution: int
     queries: int
     growth_rounds: int
     dense_fallback: bool
+    method: str = "narrow_band"
 
     @property
     def query_fraction(self) -> float:

@@ -196,7 +196,7 @@ class Reconstructor:
         sdf_fn = fixed_shape(sdf_fn, cfg.point_chunk)
         if method == "dense":
             volume = evaluate_sdf_grid(sdf_fn, resolution, block=cfg.sdf_block, device=self.device)
-            return volume, BandStats(resolution, resolution ** 3, 0, False)
+            return volume, BandStats(resolution, resolution ** 3, 0, False, method="dense")
         return evaluate_sdf_band(sdf_fn, resolution, margin=cfg.band_margin,
                                  coarse_stride=cfg.band_coarse_stride, device=self.device)
 

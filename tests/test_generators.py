@@ -232,6 +232,7 @@ def test_infer_runs_each_generator_end_to_end(generator, tmp_path):
     assert result["generator"] == generator and "RANDOM WEIGHTS" in result["label"]
     assert result["polar_source"] == "not_needed" and result["polar_deg"] is None and not result["fallback_used"]
     assert "elevation" not in result["timings_s"] and result["ran"]["device"] == "cpu"
+    assert result["ran"]["sdf_grid"] == "narrow_band"
     first = result["cameras"]["first_stage"]
     assert list(first) == [str(k) for k in range(6)]
     for k, spec in enumerate(layout.zero123plus_views("v1.2")):

@@ -43,7 +43,8 @@ def test_estimation_run_writes_every_output(estimated):
     assert any("fallback polar angle 90" in w for w in result["warnings"])
     assert "RANDOM WEIGHTS" in result["label"]
     assert set(result["random_weights"]) == {"zero123", "elevation", "reconstruction"}
-    assert result["ran"] == {"matcher": "loftr", "segmenter": "alpha", "zero123_dtype": "float32", "device": "cpu"}
+    assert result["ran"] == {"matcher": "loftr", "segmenter": "alpha", "zero123_dtype": "float32", "device": "cpu",
+                             "sdf_grid": "narrow_band"}
     assert result["weights"] == {"zero123": "random initialisation", "reconstruction": "random initialisation",
                                  "loftr": "random initialisation"}
     stages = {"preprocess", "zero123_stage1_views_0_3", "zero123_stage2_view_0", "elevation",
@@ -107,7 +108,8 @@ def test_result_json_records_what_ran_and_every_fallback(tmp_path, monkeypatch):
              "--segmenter", "auto")
     assert rc == 0
     result = json.loads((tmp_path / "o" / "ghost" / "result.json").read_text())
-    assert result["ran"] == {"matcher": None, "segmenter": "grabcut", "zero123_dtype": "float32", "device": "cpu"}
+    assert result["ran"] == {"matcher": None, "segmenter": "grabcut", "zero123_dtype": "float32", "device": "cpu",
+                             "sdf_grid": "narrow_band"}
     assert result["half"] is False and result["preprocess"]["method"] == "grabcut"
     assert any("half precision needs CUDA" in w for w in result["warnings"])
     assert any("fell back to OpenCV GrabCut" in w for w in result["warnings"])

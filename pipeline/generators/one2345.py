@@ -38,8 +38,8 @@ from zero123 import Zero123Pipeline, whiten_near_white
 from pipeline.config import PipelineConfig, PipelineError
 from pipeline.context import RunContext, Timer, derive_seed
 from pipeline.output import PipelineOutput
-from pipeline.stages import (RANDOM, bind_run_device, build_estimator, build_reconstructor, build_zero123, preprocess,
-                             reconstruct)
+from pipeline.stages import (RANDOM, bind_run_device, build_estimator, build_reconstructor, build_zero123, grid_ran,
+                             preprocess, reconstruct)
 
 
 def stage2_conditioning(images: torch.Tensor, whiten_threshold: int = 253) -> torch.Tensor:
@@ -217,7 +217,7 @@ class One2345Pipeline:
         reference = layout.cameras_for(specs[:1])
         recon = reconstruct(self.reconstructor, sources, reference, cfg, RunContext(self.device), timer)
         all_specs = specs + nearby_specs
-        ran = {**self.ran, "segmenter": pre.method}
+        ran = {**self.ran, "segmenter": pre.method, "sdf_grid": grid_ran(recon)}
         if source == "user":
             ran["matcher"] = None  # no estimate ran
         return PipelineOutput(

@@ -28,7 +28,7 @@ from data.weights import resolve_all
 from pipeline.config import PipelineConfig
 from pipeline.context import RunContext, Timer
 from pipeline.output import POLAR_NOT_NEEDED, PipelineOutput
-from pipeline.stages import (RANDOM, bind_run_device, build_reconstructor, build_zero123, build_zero123plus,
+from pipeline.stages import (RANDOM, bind_run_device, build_reconstructor, build_zero123, build_zero123plus, grid_ran,
                              preprocess, reconstruct, zero123plus_weight_names)
 
 #: Seed code (``RunContext.seed_for``) of the Zero123++ grid.
@@ -128,7 +128,8 @@ class Zero123PlusGenerator:
             input=pre, first_stage=six, nearby=nearby, polar_deg=None, polar_source=POLAR_NOT_NEEDED, estimate=None,
             elevation_failure=None, mesh=recon.mesh, reconstruction=recon, timings=timer.timings,
             cpu_timings=timer.cpu_timings, seed=seed, view_seeds=view_seeds, warnings=notes,
-            random_weight_stages=cfg.random_weight_stages, ran={**self.ran, "segmenter": pre.method},
+            random_weight_stages=cfg.random_weight_stages,
+            ran={**self.ran, "segmenter": pre.method, "sdf_grid": grid_ran(recon)},
             weights=self.weights_used(), peak_memory_gb=timer.peak_memory_gb, generator=self.name, sources=sources,
             reference=reference,
         )
