@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from data.datasets.datamodule import RenderedDataConfig
+from data.trainer import TrainerConfig
 
 
 @dataclass
@@ -41,23 +42,6 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 100
     warmup_start_factor: float = 1.0e-6
-
-
-@dataclass
-class TrainerConfig:
-    """Lightning trainer settings (``--accelerator/--devices/--strategy`` on the command line override these)."""
-
-    max_steps: int = 1000
-    accelerator: str = "auto"
-    devices: str = "auto"
-    strategy: str = "auto"
-    precision: str = "32-true"
-    log_every_n_steps: int = 10
-    checkpoint_every_n_steps: int = 500
-    val_check_interval: Optional[int] = None
-    gradient_checkpointing: bool = False
-    gradient_clip_val: Optional[float] = None
-    accumulate_grad_batches: int = 1
 
 
 @dataclass

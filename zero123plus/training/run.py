@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Sequence
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
 
+from data.trainer import build_trainer as trainer_for
 from data.config import ConfigError, load_config, save_config
 from data.datasets.rendered import require_dataset_root
 from zero123plus.config import load_zero123plus_config
@@ -27,24 +26,8 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
     return cfg
 
 
-def _devices(value: str):
-    return int(value) if str(value).isdigit() else value
-
-
 def build_trainer(cfg: Zero123PlusTrainConfig, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
-    t = cfg.trainer
-    out = Path(cfg.output_dir)
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=t.checkpoint_every_n_steps,
-                           save_top_k=-1, save_last=True, filename="step{step:07d}", auto_insert_metric_name=False)
-    return pl.Trainer(
-        max_steps=t.max_steps, accelerator=t.accelerator, devices=_devices(t.devices), strategy=t.strategy,
-        precision=t.precision, log_every_n_steps=t.log_every_n_steps, val_check_interval=t.val_check_interval,
-        check_val_every_n_epoch=None if t.val_check_interval else 1,
-        gradient_clip_val=t.gradient_clip_val, accumulate_grad_batches=t.accumulate_grad_batches,
-        callbacks=[ckpt, *callbacks], logger=CSVLogger(str(out), name="logs"), default_root_dir=str(out),
-        enable_progress_bar=False, num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # the SeededSampler of the training loader splits the data among ranks
-    )
+    return trainer_for(cfg.trainer, cfg.output_dir, callbacks)
 
 
 def initial_pipeline(cfg: Zero123PlusTrainConfig) -> Zero123PlusPipeline:
