@@ -109,12 +109,8 @@ class _Band:
         self.values = torch.zeros(resolution ** 3)
         self.known = torch.zeros(resolution ** 3, dtype=torch.bool)
 
-    def evaluate(self, flat: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> None:
-        """Evaluate the not yet evaluated nodes among ``flat`` (N,) int64 flat indices (duplicates allowed) or
-        marked in ``mask`` (R^3,) bool (consumed)."""
-        if mask is None:
-            mask = torch.zeros_like(self.known)
-            mask[flat] = True
+    def evaluate(self, mask: torch.Tensor) -> None:
+        """Evaluate the not yet evaluated nodes marked in ``mask`` (R^3,) bool (consumed)."""
         mask &= ~self.known
         flat = torch.nonzero(mask).reshape(-1)  # sorted, unique: no sort of a duplicate-laden list
         del mask
@@ -200,7 +196,7 @@ def _classify_level(band: _Band, blocks: torch.Tensor, stride: int, margin_spaci
     for part in blocks.split(_BLOCK_BATCH):
         for flat in _corner_flats(band, part, stride)[0]:
             mask[flat] = True
-    band.evaluate(mask=mask)
+    band.evaluate(mask)
     safe_blocks, safe_values, unsafe = [], [], []
     for part in blocks.split(_BLOCK_BATCH):
         corners, diagonal = _corner_flats(band, part, stride)
@@ -240,7 +236,7 @@ def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, 
     spacing = 2.0 * bound / last  # node spacing h
     strides = _stride_schedule(resolution, coarse_stride) if last >= 2 else []
     if not strides:  # a grid of one cell per axis: nothing to skip
-        band.evaluate(mask=torch.ones_like(band.known))
+        band.evaluate(torch.ones_like(band.known))
     else:
         n = -(-last // strides[0])
         blocks = torch.stack(torch.meshgrid(*[torch.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3)
@@ -251,7 +247,7 @@ def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, 
                 for part in unsafe.split(_BLOCK_BATCH):
                     for offset in itertools.product(range(3), repeat=3):
                         mask[band.flat(torch.clamp(part * 2 + torch.tensor(offset), max=last))] = True
-                band.evaluate(mask=mask)
+                band.evaluate(mask)
             else:
                 n_child = -(-last // (stride // 2))
                 children = (unsafe[:, None] * 2 + _CORNERS[None]).reshape(-1, 3)
@@ -262,7 +258,7 @@ def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, 
         if len(cell_ijk) == 0:
             break
         if rounds == max_rounds:
-            band.evaluate(mask=torch.ones_like(band.known))
+            band.evaluate(torch.ones_like(band.known))
             fallback = True
             break
         rounds += 1
@@ -270,7 +266,7 @@ def evaluate_sdf_band(sdf_fn: SDFFunction, resolution: int, bound: float = 1.0, 
         mask = torch.zeros_like(band.known)
         for offset in _NEIGHBOURHOOD:  # a 4^3 block of nodes per offending cell
             mask[band.flat((cell_ijk + offset).clamp(0, last))] = True
-        band.evaluate(mask=mask)
+        band.evaluate(mask)
     lo = torch.full((3,), -float(bound))
     volume = SDFVolume(band.values.view(resolution, resolution, resolution), lo, -lo, frame="normalised",
                        evaluated=band.known.view(resolution, resolution, resolution))
